@@ -1,0 +1,102 @@
+"""Every hardware parameter of Jalapeño in one frozen object, with named presets.
+
+Blocks take a :class:`JalapenoConfig` and read what they need from it, so a design point is
+one value that software, simulation and synthesis all agree on.
+"""
+
+from dataclasses import dataclass
+
+from amaranth.utils import ceil_log2
+
+__all__ = ["JalapenoConfig", "PRESETS", "preset"]
+
+
+def _check_int(name, value, *, minimum, maximum):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer, not {value!r}")
+    if not minimum <= value <= maximum:
+        raise ValueError(f"{name} must be between {minimum} and {maximum}, not {value}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class JalapenoConfig:
+    """Parameters of one Jalapeño design point.
+
+    Parameters
+    ----------
+    name : str
+        Name of the design point, used for build directories and reports.
+    rows : int
+        Rows of the systolic array: the reduction (K) dimension of one weight tile.
+    cols : int
+        Columns of the systolic array: the output (N) dimension of one weight tile, and the
+        number of int32 lanes of the accumulator memory.
+    acc_depth : int
+        Rows of the accumulator memory, a power of two. One GEMM tile writes ``M`` consecutive
+        rows, so ``M`` of a single tile is at most ``acc_depth``.
+    read_fifo_depth : int
+        Entries of the accumulator read-response buffer. Three keep one read per cycle flowing
+        through the one-cycle memory latency.
+
+    Raises
+    ------
+    TypeError
+        If a parameter is not an integer (or ``name`` not a string).
+    ValueError
+        If a parameter is outside its range.
+    """
+
+    name: str = "custom"
+    rows: int
+    cols: int
+    acc_depth: int
+    read_fifo_depth: int = 3
+
+    #: Width of weights and activations (TFLite int8).
+    in_width = 8
+    #: Width of partial sums and accumulators (TFLite int32).
+    acc_width = 32
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise TypeError(f"name must be an identifier string, not {self.name!r}")
+        _check_int("rows", self.rows, minimum=1, maximum=64)
+        _check_int("cols", self.cols, minimum=1, maximum=64)
+        _check_int("acc_depth", self.acc_depth, minimum=2, maximum=65536)
+        if self.acc_depth & (self.acc_depth - 1):
+            raise ValueError(f"acc_depth must be a power of two, not {self.acc_depth}")
+        _check_int("read_fifo_depth", self.read_fifo_depth, minimum=3, maximum=16)
+
+    @property
+    def acc_addr_width(self):
+        """Width of an accumulator row address."""
+        return ceil_log2(self.acc_depth)
+
+    @property
+    def macs_per_cycle(self):
+        """Multiply-accumulates the array performs per cycle at full utilization."""
+        return self.rows * self.cols
+
+
+#: Named design points. ``tiny`` fits the iCE40UP5K, ``default`` is the simulation target,
+#: ``large`` is the ECP5 candidate (its final size is chosen by measured GMAC/s).
+PRESETS = {
+    "tiny": JalapenoConfig(name="tiny", rows=4, cols=4, acc_depth=256),
+    "default": JalapenoConfig(name="default", rows=8, cols=8, acc_depth=512),
+    "large": JalapenoConfig(name="large", rows=16, cols=16, acc_depth=1024),
+}
+
+
+def preset(name):
+    """Return the preset called ``name``.
+
+    Raises
+    ------
+    ValueError
+        If there is no such preset; the message lists the ones there are.
+    """
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None

@@ -1,0 +1,1 @@
+"""The weight-stationary systolic matrix unit: PEs, array, accumulator memory and sequencer."""

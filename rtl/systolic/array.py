@@ -1,0 +1,145 @@
+"""The weight-stationary systolic array: a grid of PEs with skew, deskew and streams."""
+
+from amaranth import Cat, Module, Signal, signed
+from amaranth.hdl import ShapeLike
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..config import JalapenoConfig
+from .pe import ProcessingElement
+from .skew import Skew
+
+__all__ = ["SystolicArray", "weight_row_layout"]
+
+
+def weight_row_layout(config: JalapenoConfig):
+    """Payload of one weight write: one row of ``cols`` weights, its row index and bank."""
+    return data.StructLayout({
+        "data": data.ArrayLayout(signed(config.in_width), config.cols),
+        "row": range(config.rows),
+        "bank": 1,
+    })
+
+
+class SystolicArray(wiring.Component):
+    """``rows x cols`` weight-stationary array computing one int32 result vector per cycle.
+
+    PE ``(r, c)`` holds weight ``W[r, c]`` of the bank an activation selects. Activation
+    vector ``a`` (``rows`` int8 lanes) enters skewed, so ``a[r]`` reaches row ``r`` ``r``
+    cycles late and travels right; partial sums travel down, and the deskewed bottom row is
+    ``a @ W`` (``cols`` int32 lanes, wrapping). A tag of any shape travels with each
+    vector so the consumer knows where the result belongs.
+
+    The whole pipeline advances together: it stalls only while a result is offered and not
+    taken, so output backpressure never loses or reorders data, and ``acts.ready`` is the
+    pipeline enable. Weight writes are always accepted and take effect at once; the user
+    must not write a bank that activations still in flight use (see :attr:`drain_cycles`).
+
+    Parameters
+    ----------
+    config : :class:`JalapenoConfig`
+        Design point (``rows``, ``cols``, widths).
+    tag_shape : ShapeLike
+        Shape of the tag carried from ``acts`` to ``results``.
+
+    Attributes
+    ----------
+    weights : In(stream.Signature(weight_row_layout(config)))
+        Weight row writes; ``ready`` is always high.
+    acts : In(stream.Signature(StructLayout({"data", "bank", "tag"})))
+        Activation vectors with the weight bank they use and their tag.
+    results : Out(stream.Signature(StructLayout({"data", "tag"})))
+        Result vectors in the order their activations were accepted.
+    busy : Out(1)
+        A vector is in flight.
+    """
+
+    def __init__(self, config: JalapenoConfig, *, tag_shape: ShapeLike = 0):
+        self._config = config
+        act_layout = data.StructLayout({
+            "data": data.ArrayLayout(signed(config.in_width), config.rows),
+            "bank": 1,
+            "tag": tag_shape,
+        })
+        result_layout = data.StructLayout({
+            "data": data.ArrayLayout(signed(config.acc_width), config.cols),
+            "tag": tag_shape,
+        })
+        super().__init__({
+            "weights": In(stream.Signature(weight_row_layout(config))),
+            "acts": In(stream.Signature(act_layout)),
+            "results": Out(stream.Signature(result_layout)),
+            "busy": Out(1),
+        })
+
+    @property
+    def latency(self):
+        """Enabled cycles from accepting an activation vector to offering its result."""
+        return self._config.rows + self._config.cols - 1
+
+    @property
+    def drain_cycles(self):
+        """Enabled cycles after the last activation using a bank is accepted until that bank
+        may be written again, writing rows in ascending order one per cycle at the fastest.
+
+        The last activation reaches PE ``(r, c)`` ``r + c`` cycles after it is accepted; the
+        write of row ``r`` comes at least ``r`` cycles after the write of row 0, so row 0 may
+        be written once the activation has passed the last column.
+        """
+        return self._config.cols
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._config
+        en = Signal()
+        m.d.comb += [
+            en.eq(~self.results.valid | self.results.ready),
+            self.acts.ready.eq(en),
+            self.weights.ready.eq(1),
+        ]
+
+        m.submodules.skew_a = skew_a = Skew(lanes=cfg.rows, shape=signed(cfg.in_width))
+        m.submodules.skew_bank = skew_bank = Skew(lanes=cfg.rows, shape=1)
+        m.submodules.deskew = deskew = Skew(
+            lanes=cfg.cols, shape=signed(cfg.acc_width), descending=True)
+        m.d.comb += [
+            skew_a.en.eq(en), skew_bank.en.eq(en), deskew.en.eq(en),
+            skew_a.i.eq(self.acts.payload.data),
+            skew_bank.i.eq(self.acts.payload.bank.replicate(cfg.rows)),
+        ]
+
+        row_we = [self.weights.valid & (self.weights.payload.row == r) for r in range(cfg.rows)]
+        pes = [[ProcessingElement(cfg) for _ in range(cfg.cols)] for _ in range(cfg.rows)]
+        for r, row in enumerate(pes):
+            for c, pe in enumerate(row):
+                m.submodules[f"pe_{r}_{c}"] = pe
+                left = row[c - 1] if c else None
+                m.d.comb += [
+                    pe.en.eq(en),
+                    pe.a_in.eq(left.a_out if left else skew_a.o[r]),
+                    pe.bank_in.eq(left.bank_out if left else skew_bank.o[r]),
+                    pe.psum_in.eq(pes[r - 1][c].psum_out if r else 0),
+                    pe.w_data.eq(self.weights.payload.data[c]),
+                    pe.w_we.eq(row_we[r] << self.weights.payload.bank),
+                ]
+        for c in range(cfg.cols):
+            m.d.comb += deskew.i[c].eq(pes[-1][c].psum_out)
+
+        # Valid and tag travel beside the data, one register per enabled cycle of latency.
+        valid = self.acts.valid & en
+        tag = self.acts.payload.tag
+        in_flight = []
+        for stage in range(self.latency):
+            valid_reg = Signal(name=f"valid_d{stage + 1}")
+            tag_reg = Signal.like(tag, name=f"tag_d{stage + 1}")
+            with m.If(en):
+                m.d.sync += [valid_reg.eq(valid), tag_reg.eq(tag)]
+            in_flight.append(valid_reg)
+            valid, tag = valid_reg, tag_reg
+        m.d.comb += [
+            self.results.valid.eq(valid),
+            self.results.payload.tag.eq(tag),
+            self.results.payload.data.eq(deskew.o),
+            self.busy.eq(Cat(*in_flight).any()),
+        ]
+        return m

@@ -1,0 +1,1 @@
+"""Verilog generation, simulation tops and the cocotb runner wrapper."""

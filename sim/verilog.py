@@ -1,0 +1,66 @@
+"""Generate Verilog of every simulation and synthesis top, one file per top and preset."""
+
+import argparse
+import hashlib
+from pathlib import Path
+
+from amaranth.back import verilog
+
+from rtl.config import PRESETS, JalapenoConfig, preset
+from rtl.systolic.matrix_unit import MatrixUnit
+
+from .toolchain import BUILD, apply
+
+__all__ = ["TOPS", "make_top", "generate"]
+
+#: Every top that can be simulated or synthesized, by name: a factory taking the config.
+TOPS = {
+    "matrix_unit": MatrixUnit,
+}
+
+
+def make_top(top: str, config: JalapenoConfig):
+    """Elaboratable ``top`` for ``config``.
+
+    Raises
+    ------
+    ValueError
+        If there is no such top; the message lists the ones there are.
+    """
+    try:
+        factory = TOPS[top]
+    except KeyError:
+        raise ValueError(f"unknown top {top!r}; choose one of {', '.join(TOPS)}") from None
+    return factory(config)
+
+
+def generate(top: str, preset_name: str, *, out_dir: Path = BUILD / "verilog") -> Path:
+    """Write ``<out_dir>/<top>_<preset>.v`` and return its path.
+
+    The file is rewritten only when its text changes, so simulators that rebuild on file
+    time stamps (Verilator's make) do not rebuild for nothing.
+    """
+    apply()
+    text = verilog.convert(make_top(top, preset(preset_name)), name=top, emit_src=False)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{top}_{preset_name}.v"
+    digest = hashlib.sha256(text.encode()).digest()
+    if not path.exists() or hashlib.sha256(path.read_bytes()).digest() != digest:
+        path.write_text(text)
+    return path
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Generate Verilog of Jalapeño tops.")
+    parser.add_argument("--top", choices=list(TOPS), action="append",
+                        help="top to generate (default: all)")
+    parser.add_argument("--preset", choices=list(PRESETS), action="append",
+                        help="preset to generate (default: all)")
+    args = parser.parse_args(argv)
+    for top in args.top or TOPS:
+        for name in args.preset or PRESETS:
+            print(f"verilog  {generate(top, name).relative_to(BUILD.parent)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Bit-exact NumPy reference semantics of every Jalapeño block."""
