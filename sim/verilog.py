@@ -2,6 +2,7 @@
 
 import argparse
 import hashlib
+import re
 from pathlib import Path
 
 from amaranth.back import verilog
@@ -34,16 +35,34 @@ def make_top(top: str, config: JalapenoConfig):
     return factory(config)
 
 
-def generate(top: str, preset_name: str, *, out_dir: Path = BUILD / "verilog") -> Path:
-    """Write ``<out_dir>/<top>_<preset>.v`` and return its path.
+# Yosys makes every `always @*` block read a register initialised to 0 in its declaration,
+# so that the block runs once at time 0. Icarus applies declaration initialisers before any
+# process waits, so no block ever runs until an input changes and combinational outputs
+# stay X (amaranth-lang/amaranth#594, #1629). Assigning the register in `initial #0`
+# instead raises the event after every process is waiting.
+_TIME_ZERO_TRIGGER = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\S+)\s+= 0;$", re.M)
+
+
+def icarus_time_zero_fix(text: str) -> str:
+    """Verilog ``text`` with Yosys's time-0 triggers made to fire on Icarus."""
+    return _TIME_ZERO_TRIGGER.sub(
+        lambda m: f"{m[1]}reg {m[2]} ;\n{m[1]}initial #0 {m[2]} = 0;", text)
+
+
+def generate(top: str, preset_name: str, *, sim: str = "verilator",
+             out_dir: Path = BUILD / "verilog") -> Path:
+    """Write ``<out_dir>/<top>_<preset>.v`` (``.icarus.v`` for Icarus) and return its path.
 
     The file is rewritten only when its text changes, so simulators that rebuild on file
     time stamps (Verilator's make) do not rebuild for nothing.
     """
     apply()
     text = verilog.convert(make_top(top, preset(preset_name)), name=top, emit_src=False)
+    suffix = ".v"
+    if sim == "icarus":
+        text, suffix = icarus_time_zero_fix(text), ".icarus.v"
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{top}_{preset_name}.v"
+    path = out_dir / f"{top}_{preset_name}{suffix}"
     digest = hashlib.sha256(text.encode()).digest()
     if not path.exists() or hashlib.sha256(path.read_bytes()).digest() != digest:
         path.write_text(text)

@@ -1,0 +1,1 @@
+"""Stream plumbing shared by Jalapeño blocks, and the simulation helpers that drive it."""

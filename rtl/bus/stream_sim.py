@@ -1,0 +1,138 @@
+"""Drive and consume :mod:`amaranth.lib.stream` interfaces from Amaranth simulator testbenches.
+
+Every unit test imports these instead of toggling ``valid``/``ready`` by hand. A beat moves at
+the clock edge where ``valid`` and ``ready`` are both high; the helpers sample the handshake at
+that edge (``ctx.tick().sample(...)`` returns the values the flops see, before the edge's
+updates propagate), so a beat is never lost or taken twice.
+
+Random idle cycles (a producer that is not always ready to send) and random backpressure
+(a consumer that is not always ready to take) come from a seeded :class:`random.Random`, so a
+failing run replays exactly from its seed.
+"""
+
+from amaranth import ClockDomain, Module
+from amaranth.sim import Simulator
+
+__all__ = ["stream_put", "stream_get", "simulate"]
+
+
+async def _edge_where(ctx, condition, *exprs):
+    """Wait for the first clock edge at which ``condition`` holds; return ``exprs`` there.
+
+    A loop of one-shot waits rather than ``ctx.tick().until()``: a testbench left waiting when
+    another one fails is then closed cleanly instead of raising from a half-run async generator.
+    """
+    while True:
+        _, _, done, *values = await ctx.tick().sample(condition, *exprs)
+        if done:
+            return values
+
+
+async def _stall(ctx, rng, probability, name):
+    """Wait a random number of cycles: another one with ``probability`` after each."""
+    if not 0.0 <= probability < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), not {probability!r}")
+    if probability and rng is None:
+        raise ValueError(f"{name}={probability!r} needs an rng")
+    while probability and rng.random() < probability:
+        await ctx.tick()
+
+
+async def stream_put(ctx, stream, payload, *, rng=None, idle=0.0):
+    """Send one beat on ``stream``; return after the edge that transferred it.
+
+    Parameters
+    ----------
+    ctx : :class:`amaranth.sim.TestbenchContext`
+    stream : :class:`amaranth.lib.stream.Interface`
+        The sink side of the design, seen from the testbench.
+    payload :
+        Anything ``ctx.set`` accepts for ``stream.payload`` (an int, a list for an
+        ``ArrayLayout``, a dict for a ``StructLayout``).
+    rng : :class:`random.Random`, optional
+        Source of idle cycles.
+    idle : float
+        Before raising ``valid``, wait another cycle with this probability, repeatedly.
+        ``valid`` is never dropped before the beat is taken, as the stream rules require.
+
+    Raises
+    ------
+    ValueError
+        If ``idle`` is not in ``[0, 1)``, or is non-zero without an ``rng``.
+    """
+    await _stall(ctx, rng, idle, "idle")
+    ctx.set(stream.payload, payload)
+    ctx.set(stream.valid, 1)
+    await _edge_where(ctx, stream.ready)
+    ctx.set(stream.valid, 0)
+
+
+async def stream_get(ctx, stream, *, rng=None, backpressure=0.0):
+    """Take one beat from ``stream`` and return its payload.
+
+    Parameters
+    ----------
+    ctx : :class:`amaranth.sim.TestbenchContext`
+    stream : :class:`amaranth.lib.stream.Interface`
+        The source side of the design, seen from the testbench.
+    rng : :class:`random.Random`, optional
+        Source of backpressure.
+    backpressure : float
+        Before raising ``ready``, wait another cycle with this probability, repeatedly,
+        whether or not the design is offering a beat.
+
+    Returns
+    -------
+    The payload as ``ctx.get`` gives it (an int, or a ``data.Const`` for a layout).
+
+    Raises
+    ------
+    ValueError
+        If ``backpressure`` is not in ``[0, 1)``, or is non-zero without an ``rng``.
+    """
+    await _stall(ctx, rng, backpressure, "backpressure")
+    ctx.set(stream.ready, 1)
+    payload, = await _edge_where(ctx, stream.valid, stream.payload)
+    ctx.set(stream.ready, 0)
+    return payload
+
+
+def simulate(dut, *testbenches, background=(), timeout=10_000):
+    """Run ``testbenches`` against ``dut`` on a 1 MHz ``sync`` clock until they all return.
+
+    The ``sync`` domain is created around ``dut``, so a design that turns out purely
+    combinational for some parameters (a one-lane :class:`Skew`) is stepped the same way.
+
+    Parameters
+    ----------
+    dut : Elaboratable
+    *testbenches : async callables taking a ``ctx``
+        Run until each returns.
+    background : iterable of async callables
+        Run alongside, for as long as any of ``testbenches`` runs (monitors, models).
+    timeout : int
+        Cycles after which a design that never finishes the handshakes fails the run.
+
+    Raises
+    ------
+    AssertionError
+        If the testbenches have not returned after ``timeout`` cycles; anything a testbench
+        raises also propagates.
+    """
+    period = 1e-6
+    top = Module()
+    top.domains.sync = ClockDomain()
+    top.submodules.dut = dut
+    sim = Simulator(top)
+    sim.add_clock(period)
+    for testbench in testbenches:
+        sim.add_testbench(testbench)
+    for testbench in background:
+        sim.add_testbench(testbench, background=True)
+
+    async def watchdog(ctx):
+        await ctx.delay(timeout * period)
+        raise AssertionError(f"testbenches did not finish within {timeout} cycles")
+
+    sim.add_testbench(watchdog, background=True)
+    sim.run()

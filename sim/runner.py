@@ -1,0 +1,142 @@
+"""Build and run cocotb benches on Verilator (default) or Icarus, one build per parameter set.
+
+Each (simulator, top, preset, waves) combination is built once under
+``build/sim/<simulator>/<top>_<preset>[_waves]/`` and reused: the generated Verilog is only
+rewritten when it changes, so a rerun does not recompile. Results of a bench run (JSON written
+by the bench itself) go under ``build/sim/<simulator>/<top>_<preset>/<bench>/``.
+"""
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from rtl.config import PRESETS
+
+from .toolchain import BUILD, apply
+from .verilog import generate
+
+__all__ = ["BENCHES", "SIMULATORS", "BenchFailure", "run_bench"]
+
+#: cocotb benches by name: the top they simulate and the test module that drives it.
+BENCHES = {
+    "matrix_unit": ("matrix_unit", "verification.tb.test_matrix_unit"),
+    "matrix_unit_demo": ("matrix_unit", "verification.tb.demo_matrix_unit"),
+}
+
+SIMULATORS = ("verilator", "icarus")
+
+# Amaranth's Verilog is lint-clean for simulation purposes; width warnings come from its
+# generic constructs, not from the design.
+_VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3", "--x-assign", "fast",
+                   "--x-initial", "fast"]
+
+
+class BenchFailure(AssertionError):
+    """A cocotb bench ran and some of its tests failed."""
+
+
+@dataclass(frozen=True)
+class BenchRun:
+    """Where a bench run left its outputs."""
+
+    results_xml: Path
+    out_dir: Path
+    tests: int
+    failed: int
+
+
+def _check(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
+
+
+def run_bench(bench, *, preset="default", sim="verilator", waves=False, test_filter=None,
+              seed=None, env=None):
+    """Build (if needed) and run cocotb bench ``bench``.
+
+    Parameters
+    ----------
+    bench : str
+        Key of :data:`BENCHES`.
+    preset : str
+        Design point; the bench reads it from ``JALAPENO_PRESET``.
+    sim : str
+        ``"verilator"`` or ``"icarus"``.
+    waves : bool
+        Dump an FST (Verilator) or VCD/FST (Icarus) trace into the run's folder.
+    test_filter : str, optional
+        Regular expression: run only the cocotb tests whose names match.
+    seed : int, optional
+        Seed of cocotb's and the bench's random generators (random if omitted; printed).
+    env : dict, optional
+        Extra environment for the bench.
+
+    Returns
+    -------
+    BenchRun
+
+    Raises
+    ------
+    ValueError
+        If the bench, preset or simulator is unknown.
+    BenchFailure
+        If a test of the bench failed.
+    """
+    from cocotb_tools.runner import get_results, get_runner
+
+    _check("bench", bench, BENCHES)
+    _check("preset", preset, PRESETS)
+    _check("simulator", sim, SIMULATORS)
+    apply()
+    top, module = BENCHES[bench]
+    source = generate(top, preset, sim=sim)
+    build_dir = BUILD / "sim" / sim / (f"{top}_{preset}" + ("_waves" if waves else ""))
+    out_dir = build_dir / module.rpartition(".")[2]
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    runner = get_runner(sim)
+    build_args = list(_VERILATOR_ARGS) if sim == "verilator" else []
+    if sim == "verilator" and waves:
+        build_args.append("--trace-fst")
+    runner.build(sources=[source], hdl_toplevel=top, build_dir=build_dir,
+                 build_args=build_args, timescale=("1ns", "1ps"), waves=waves,
+                 log_file=build_dir / "build.log")
+    results_xml = out_dir / "results.xml"
+    extra_env = {"JALAPENO_PRESET": preset, "JALAPENO_OUT": str(out_dir),
+                 "PYTHONPATH": os.pathsep.join([str(BUILD.parent), os.environ.get("PYTHONPATH", "")])}
+    extra_env.update(env or {})
+    runner.test(hdl_toplevel=top, test_module=module, test_filter=test_filter, seed=seed,
+                build_dir=build_dir, test_dir=out_dir, results_xml=str(results_xml),
+                extra_env=extra_env, waves=waves, timescale=("1ns", "1ps"))
+    tests, failed = get_results(results_xml)
+    run = BenchRun(results_xml=results_xml, out_dir=out_dir, tests=tests, failed=failed)
+    if failed:
+        raise BenchFailure(f"{bench} on {sim} ({preset}): {failed} of {tests} tests failed; "
+                           f"see {results_xml.relative_to(BUILD.parent)}")
+    return run
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Run one cocotb bench.")
+    parser.add_argument("bench", choices=list(BENCHES))
+    parser.add_argument("--sim", choices=SIMULATORS, default="verilator")
+    parser.add_argument("--preset", choices=list(PRESETS), default="default")
+    parser.add_argument("--waves", action="store_true", help="dump a trace")
+    parser.add_argument("--filter", dest="test_filter", help="regex of cocotb tests to run")
+    parser.add_argument("--seed", type=int)
+    args = parser.parse_args(argv)
+    try:
+        run = run_bench(args.bench, preset=args.preset, sim=args.sim, waves=args.waves,
+                        test_filter=args.test_filter, seed=args.seed)
+    except BenchFailure as error:
+        sys.exit(f"error: {error}")
+    print(f"{args.bench}: {run.tests} tests passed on {args.sim} ({args.preset})")
+    if args.waves:
+        for trace in sorted(run.out_dir.glob("*.[fv][sc][td]")):
+            print(f"trace: {trace.relative_to(BUILD.parent)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+import random
+from collections import Counter, deque
+
+import numpy as np
+import pytest
+
+from rtl.bus.stream_sim import simulate, stream_get, stream_put
+from rtl.config import JalapenoConfig
+from rtl.systolic.accumulator import AccumulatorMemory
+from verification.models.matrix_unit import wrap_int32
+
+INT32_MIN, INT32_MAX = -2**31, 2**31 - 1
+SMALL = JalapenoConfig(rows=1, cols=3, acc_depth=8)
+TWO_ROWS = JalapenoConfig(rows=1, cols=1, acc_depth=2, read_fifo_depth=5)
+# The cases the forwarding register exists for, counted by the monitor.
+UPDATE_AFTER_UPDATE = "update after update of the same row"
+READ_AFTER_UPDATE = "read after update of the same row"
+
+
+def update(addr, data, *, accumulate, lanes):
+    return {"addr": addr, "data": data, "accumulate": accumulate, "lanes": lanes}
+
+
+def apply(acc, payload):
+    """Apply one update (as sampled from the design) to the NumPy model ``acc`` in place."""
+    row = acc[payload.addr]
+    for lane, value in enumerate(payload.data):
+        if payload.lanes >> lane & 1:
+            row[lane] = wrap_int32(int(row[lane]) * payload.accumulate + value)
+
+
+def random_int32(rng):
+    return rng.choice([INT32_MIN, INT32_MAX, -1, rng.randint(-1000, 1000),
+                       rng.randint(INT32_MIN, INT32_MAX)])
+
+
+def random_update(rng, cfg):
+    return update(rng.randrange(cfg.acc_depth), [random_int32(rng) for _ in range(cfg.cols)],
+                  accumulate=rng.randrange(2), lanes=rng.randrange(1 << cfg.cols))
+
+
+class Bench:
+    """An accumulator with a monitor that keeps a NumPy model in step with every handshake.
+
+    The monitor samples each clock edge: an update taken there changes the model, a read
+    taken there records the row the model holds at that moment as the expected response.
+    """
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.dut = AccumulatorMemory(cfg)
+        self.acc = np.zeros((cfg.acc_depth, cfg.cols), dtype=np.int32)
+        self.expected = deque()
+        self.coverage = Counter()
+
+    async def monitor(self, ctx):
+        dut = self.dut
+        last_update = None
+        async for _, _, busy, update_valid, update_ready, payload, read_valid, read_ready, \
+                addr in ctx.tick().sample(dut.busy, dut.update.valid, dut.update.ready,
+                                          dut.update.payload, dut.read.valid, dut.read.ready,
+                                          dut.read.payload):
+            assert update_ready, "update.ready fell"
+            assert busy == (last_update is not None), "busy is not 'an update is being written'"
+            if update_valid:
+                self.coverage[UPDATE_AFTER_UPDATE] += last_update == payload.addr
+                apply(self.acc, payload)
+            if read_valid and read_ready:
+                assert not update_valid
+                self.coverage[READ_AFTER_UPDATE] += last_update == addr
+                self.expected.append(self.acc[addr].tolist())
+            last_update = payload.addr if update_valid else None
+
+    async def check_read(self, ctx, what, *, rng=None, backpressure=0.0):
+        """Take one response, check it against the model and return it."""
+        row = list(await stream_get(ctx, self.dut.read_data, rng=rng, backpressure=backpressure))
+        assert row == self.expected.popleft(), what
+        return row
+
+    def run(self, *testbenches):
+        simulate(self.dut, *testbenches, background=[self.monitor])
+        assert not self.expected, "reads accepted but never answered"
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize(("update_idle", "read_idle", "backpressure"), [
+    (0.0, 0.0, 0.0),
+    (0.3, 0.2, 0.5),
+    (0.6, 0.0, 0.8),
+])
+@pytest.mark.parametrize("cfg", [SMALL, TWO_ROWS], ids=["3x8", "1x2"])
+def test_random_against_model(cfg, update_idle, read_idle, backpressure, seed):
+    rng = random.Random(seed)
+    bench = Bench(cfg)
+    updates = [random_update(rng, cfg) for _ in range(150)]
+    random_reads = [rng.randrange(cfg.acc_depth) for _ in range(60)]
+    updates_done = False
+
+    async def drive_updates(ctx):
+        nonlocal updates_done
+        for payload in updates:
+            await stream_put(ctx, bench.dut.update, payload, rng=rng, idle=update_idle)
+        updates_done = True
+
+    async def drive_reads(ctx):
+        for addr in random_reads:
+            await stream_put(ctx, bench.dut.read, addr, rng=rng, idle=read_idle)
+        while not updates_done:
+            await ctx.tick()
+        for addr in range(cfg.acc_depth):
+            await stream_put(ctx, bench.dut.read, addr)
+
+    async def take_reads(ctx):
+        for index in range(len(random_reads) + cfg.acc_depth):
+            await bench.check_read(ctx, f"seed {seed}, read {index}",
+                                   rng=rng, backpressure=backpressure)
+
+    bench.run(drive_updates, drive_reads, take_reads)
+    # Reads only get the cycles without an update, so only idle updates let one follow an update.
+    for case in [UPDATE_AFTER_UPDATE, READ_AFTER_UPDATE] if update_idle else [UPDATE_AFTER_UPDATE]:
+        assert bench.coverage[case], f"seed {seed}: no {case} exercised"
+
+
+def test_read_right_after_updates_of_the_same_row():
+    """Back-to-back updates of one row, then a read of it on the very next cycle (forwarded),
+    two cycles later (from memory), and with a masked lane and int32 wraparound."""
+    bench = Bench(SMALL)
+    dut = bench.dut
+
+    async def drive_updates(ctx):
+        await stream_put(ctx, dut.update, update(5, [INT32_MAX, 10, -4], accumulate=0, lanes=7))
+        await stream_put(ctx, dut.update, update(5, [1, 7, 99], accumulate=1, lanes=3))
+        ctx.set(dut.read.payload, 5)
+        ctx.set(dut.read.valid, 1)
+        assert ctx.get(dut.read.ready)
+        await ctx.tick()
+        ctx.set(dut.read.valid, 0)
+        await stream_put(ctx, dut.update, update(5, [2, 3, 4], accumulate=1, lanes=4))
+        await ctx.tick()
+        await stream_put(ctx, dut.read, 5)
+
+    async def take_reads(ctx):
+        for what, row in [("forwarded", [INT32_MIN, 17, -4]), ("from memory", [INT32_MIN, 17, 0])]:
+            assert await bench.check_read(ctx, what) == row, what
+
+    bench.run(drive_updates, take_reads)
+    assert bench.coverage == {UPDATE_AFTER_UPDATE: 1, READ_AFTER_UPDATE: 1}
+
+
+def test_full_response_buffer_stops_reads_but_not_updates():
+    cfg = SMALL
+    bench = Bench(cfg)
+    dut = bench.dut
+    reads = [(3 + index) % cfg.acc_depth for index in range(cfg.read_fifo_depth + 2)]
+    responses_taken = False
+
+    async def drive_reads(ctx):
+        for addr in reads:
+            await stream_put(ctx, dut.read, addr)
+
+    async def drive_updates(ctx):
+        await ctx.tick().repeat(cfg.read_fifo_depth + 4)
+        assert len(bench.expected) == cfg.read_fifo_depth
+        assert not ctx.get(dut.read.ready)
+        for addr in range(cfg.acc_depth):
+            await stream_put(ctx, dut.update, update(addr, [addr, -addr, 1], accumulate=1,
+                                                     lanes=7))
+        assert not responses_taken
+
+    async def take_reads(ctx):
+        nonlocal responses_taken
+        await ctx.tick().repeat(cfg.read_fifo_depth + 4 + cfg.acc_depth)
+        responses_taken = True
+        for index in range(len(reads)):
+            await bench.check_read(ctx, f"read {index}")
+
+    bench.run(drive_reads, drive_updates, take_reads)

@@ -1,0 +1,119 @@
+import random
+
+import pytest
+
+from rtl.bus.stream_sim import simulate
+from rtl.config import preset
+from rtl.systolic.pe import ProcessingElement
+from verification.models.matrix_unit import wrap_int32
+
+CFG = preset("tiny")
+INT32_MIN, INT32_MAX = -2**31, 2**31 - 1
+
+
+def run(bench):
+    """Simulate one PE under ``bench(ctx, pe)``."""
+    pe = ProcessingElement(CFG)
+
+    async def testbench(ctx):
+        await bench(ctx, pe)
+
+    simulate(pe, testbench)
+
+
+async def write_weight(ctx, pe, banks, value):
+    """Write ``value`` into the banks whose bits are set in ``banks``, over one edge."""
+    ctx.set(pe.w_we, banks)
+    ctx.set(pe.w_data, value)
+    await ctx.tick()
+    ctx.set(pe.w_we, 0)
+
+
+async def step(ctx, pe, *, a, bank, psum, en=1):
+    """Present one set of inputs for one edge; return ``(a_out, bank_out, psum_out)``."""
+    ctx.set(pe.en, en)
+    ctx.set(pe.a_in, a)
+    ctx.set(pe.bank_in, bank)
+    ctx.set(pe.psum_in, psum)
+    await ctx.tick()
+    return ctx.get(pe.a_out), ctx.get(pe.bank_out), ctx.get(pe.psum_out)
+
+
+def test_banks_written_independently():
+    async def bench(ctx, pe):
+        await write_weight(ctx, pe, 0b01, 3)
+        await write_weight(ctx, pe, 0b10, -5)
+        assert await step(ctx, pe, a=7, bank=0, psum=10) == (7, 0, 31)
+        assert await step(ctx, pe, a=7, bank=1, psum=10) == (7, 1, -25)
+        await write_weight(ctx, pe, 0b10, 9)
+        assert await step(ctx, pe, a=-2, bank=0, psum=0) == (-2, 0, -6)
+        assert await step(ctx, pe, a=-2, bank=1, psum=0) == (-2, 1, -18)
+        await write_weight(ctx, pe, 0b11, 2)
+        assert await step(ctx, pe, a=-2, bank=0, psum=1) == (-2, 0, -3)
+        assert await step(ctx, pe, a=-2, bank=1, psum=1) == (-2, 1, -3)
+
+    run(bench)
+
+
+@pytest.mark.parametrize("bank", [0, 1])
+@pytest.mark.parametrize(("a", "w", "psum", "expected"), [
+    (-128, -128, 0, 16384),
+    (-128, 127, 0, -16256),
+    (127, -128, 0, -16256),
+    (127, 127, 0, 16129),
+    (0, -128, 123, 123),
+    (-128, -128, INT32_MAX, INT32_MIN + 16383),
+    (1, 1, INT32_MAX, INT32_MIN),
+    (-128, 127, INT32_MIN, INT32_MAX - 16255),
+    (-1, 1, INT32_MIN, INT32_MAX),
+])
+def test_known_answers(bank, a, w, psum, expected):
+    async def bench(ctx, pe):
+        await write_weight(ctx, pe, 1 << bank, w)
+        await write_weight(ctx, pe, 1 << (1 - bank), 0)
+        assert await step(ctx, pe, a=a, bank=bank, psum=psum) == (a, bank, expected)
+
+    run(bench)
+
+
+def test_en_low_holds_registers_but_not_weights():
+    async def bench(ctx, pe):
+        await write_weight(ctx, pe, 0b11, 4)
+        held = await step(ctx, pe, a=5, bank=1, psum=100)
+        assert held == (5, 1, 120)
+        for value in (-7, 11):
+            assert await step(ctx, pe, a=-1, bank=0, psum=-50, en=0) == held
+            await write_weight(ctx, pe, 0b10, value)
+            assert (ctx.get(pe.a_out), ctx.get(pe.bank_out), ctx.get(pe.psum_out)) == held
+        assert await step(ctx, pe, a=3, bank=1, psum=1) == (3, 1, 34)
+        assert await step(ctx, pe, a=3, bank=0, psum=1) == (3, 0, 13)
+
+    run(bench)
+
+
+def random_int8(rng):
+    return rng.choice([-128, 127, rng.randint(-128, 127)])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_against_model(seed):
+    """Random writes, enables and inputs each cycle; a weight written in the same cycle as it
+    is used takes effect only from the next cycle on."""
+    rng = random.Random(seed)
+
+    async def bench(ctx, pe):
+        weight = [0, 0]
+        out = (0, 0, 0)
+        for cycle in range(200):
+            we, w_data, en = rng.randrange(4), random_int8(rng), rng.random() < 0.7
+            a, bank = random_int8(rng), rng.randrange(2)
+            psum = rng.choice([INT32_MIN, INT32_MAX, rng.randint(INT32_MIN, INT32_MAX)])
+            ctx.set(pe.w_we, we)
+            ctx.set(pe.w_data, w_data)
+            if en:
+                out = (a, bank, int(wrap_int32(psum + a * weight[bank])))
+            got = await step(ctx, pe, a=a, bank=bank, psum=psum, en=en)
+            assert got == out, f"seed {seed}, cycle {cycle}"
+            weight = [w_data if we >> b & 1 else weight[b] for b in range(2)]
+
+    run(bench)
