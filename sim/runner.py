@@ -53,7 +53,7 @@ def _check(name, value, choices):
 
 
 def run_bench(bench, *, preset="default", sim="verilator", waves=False, test_filter=None,
-              seed=None, env=None):
+              seed=None, env=None, quiet=False, check=True):
     """Build (if needed) and run cocotb bench ``bench``.
 
     Parameters
@@ -72,6 +72,12 @@ def run_bench(bench, *, preset="default", sim="verilator", waves=False, test_fil
         Seed of cocotb's and the bench's random generators (random if omitted; printed).
     env : dict, optional
         Extra environment for the bench.
+    quiet : bool
+        Send the build and simulator output to ``build.log`` and ``<bench>/sim.log`` instead
+        of the terminal.
+    check : bool
+        Raise :class:`BenchFailure` if a test failed (otherwise the caller reads
+        :attr:`BenchRun.failed`).
 
     Returns
     -------
@@ -82,7 +88,7 @@ def run_bench(bench, *, preset="default", sim="verilator", waves=False, test_fil
     ValueError
         If the bench, preset or simulator is unknown.
     BenchFailure
-        If a test of the bench failed.
+        If ``check`` is set and a test of the bench failed.
     """
     from cocotb_tools.runner import get_results, get_runner
 
@@ -95,6 +101,8 @@ def run_bench(bench, *, preset="default", sim="verilator", waves=False, test_fil
     build_dir = BUILD / "sim" / sim / (f"{top}_{preset}" + ("_waves" if waves else ""))
     out_dir = build_dir / module.rpartition(".")[2]
     out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in [*out_dir.glob("*.json"), out_dir / "results.xml"]:
+        stale.unlink(missing_ok=True)  # a crashed run must not pass for an old one
 
     runner = get_runner(sim)
     build_args = list(_VERILATOR_ARGS) if sim == "verilator" else []
@@ -102,17 +110,18 @@ def run_bench(bench, *, preset="default", sim="verilator", waves=False, test_fil
         build_args.append("--trace-fst")
     runner.build(sources=[source], hdl_toplevel=top, build_dir=build_dir,
                  build_args=build_args, timescale=("1ns", "1ps"), waves=waves,
-                 log_file=build_dir / "build.log")
+                 log_file=build_dir / "build.log" if quiet else None)
     results_xml = out_dir / "results.xml"
     extra_env = {"JALAPENO_PRESET": preset, "JALAPENO_OUT": str(out_dir),
                  "PYTHONPATH": os.pathsep.join([str(BUILD.parent), os.environ.get("PYTHONPATH", "")])}
     extra_env.update(env or {})
     runner.test(hdl_toplevel=top, test_module=module, test_filter=test_filter, seed=seed,
                 build_dir=build_dir, test_dir=out_dir, results_xml=str(results_xml),
-                extra_env=extra_env, waves=waves, timescale=("1ns", "1ps"))
+                extra_env=extra_env, waves=waves, timescale=("1ns", "1ps"),
+                log_file=out_dir / "sim.log" if quiet else None)
     tests, failed = get_results(results_xml)
     run = BenchRun(results_xml=results_xml, out_dir=out_dir, tests=tests, failed=failed)
-    if failed:
+    if check and failed:
         raise BenchFailure(f"{bench} on {sim} ({preset}): {failed} of {tests} tests failed; "
                            f"see {results_xml.relative_to(BUILD.parent)}")
     return run

@@ -70,7 +70,8 @@ def test_stream_against_numpy(cfg, switch_banks, idle, backpressure, seed):
             payload = await stream_get(ctx, array.results, rng=stall_rng, backpressure=backpressure)
             assert result(payload) == (product(a, weights[bank]), index % 2**TAG_BITS), \
                 f"seed {seed}, vector {index}"
-        await ctx.tick().repeat(cfg.rows + cfg.cols)
+        for _ in range(cfg.rows + cfg.cols):
+            await ctx.tick()
         assert not ctx.get(array.results.valid), f"seed {seed}: a result too many"
         assert not ctx.get(array.busy)
 

@@ -1,9 +1,10 @@
 """Drive and consume :mod:`amaranth.lib.stream` interfaces from Amaranth simulator testbenches.
 
-Every unit test imports these instead of toggling ``valid``/``ready`` by hand. A beat moves at
-the clock edge where ``valid`` and ``ready`` are both high; the helpers sample the handshake at
-that edge (``ctx.tick().sample(...)`` returns the values the flops see, before the edge's
-updates propagate), so a beat is never lost or taken twice.
+Every unit test imports these instead of toggling ``valid``/``ready`` by hand, and runs its
+testbenches with :func:`simulate`. A beat moves at the clock edge where ``valid`` and ``ready``
+are both high; the helpers sample the handshake at that edge (``ctx.tick().sample(...)``
+returns the values the flops see, before the edge's updates propagate), so a beat is never
+lost or taken twice.
 
 Random idle cycles (a producer that is not always ready to send) and random backpressure
 (a consumer that is not always ready to take) come from a seeded :class:`random.Random`, so a
@@ -100,8 +101,14 @@ async def stream_get(ctx, stream, *, rng=None, backpressure=0.0):
 def simulate(dut, *testbenches, background=(), timeout=10_000):
     """Run ``testbenches`` against ``dut`` on a 1 MHz ``sync`` clock until they all return.
 
-    The ``sync`` domain is created around ``dut``, so a design that turns out purely
-    combinational for some parameters (a one-lane :class:`Skew`) is stepped the same way.
+    The ``sync`` domain is created around ``dut`` (which must not define one), so a design that
+    turns out purely combinational for some parameters (a one-lane :class:`Skew`) is stepped
+    the same way.
+
+    When one testbench fails, the others are abandoned where they wait. Waits written as
+    ``await ctx.tick()`` loops, as in :func:`stream_put` and :func:`stream_get`, close cleanly;
+    one abandoned inside ``ctx.tick().until()`` or ``.repeat()`` raises while being collected,
+    which pytest (warnings as errors) then blames on a later test.
 
     Parameters
     ----------

@@ -1,0 +1,55 @@
+# Jalapeño: every target a newcomer needs. Targets that need Python make .venv first.
+#   make demo          random GEMM through the RTL matrix unit
+#   make test          the whole suite (pytest-xdist, Verilator); SIM=icarus for Icarus
+# See README.md for the rest.
+
+PYTHON  ?= python3
+VENV    := .venv
+PY      := $(VENV)/bin/python
+SIM     ?= verilator
+PRESET  ?= default
+BENCH   ?= matrix_unit
+WAVES   ?= 0
+JOBS    ?= 2
+
+include toolchain.env
+export YOSYS NEXTPNR_ICE40 NEXTPNR_ECP5 ICEPACK ECPPACK SBY AMARANTH_USE_YOSYS
+
+.PHONY: setup test sim verilog synth bench lint demo clean
+
+$(VENV)/.installed: pyproject.toml
+	@echo "setup  creating $(VENV) from pyproject.toml"
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+setup: $(VENV)/.installed
+
+ifeq ($(SIM),verilator)
+test: setup
+	$(PY) -m pytest -n $(JOBS) --dist loadgroup
+else
+test: setup
+	JALAPENO_SIM=$(SIM) $(PY) -m pytest -n $(JOBS) --dist loadgroup -m cocotb
+endif
+
+sim: setup
+	$(PY) -m sim.runner $(BENCH) --sim $(SIM) --preset $(PRESET) $(if $(filter 1,$(WAVES)),--waves)
+
+verilog: setup
+	$(PY) -m sim.verilog
+
+synth: setup
+	$(PY) -m fpga.synth
+
+bench: setup
+	$(PY) -m sim.bench --sim $(SIM)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+demo: setup
+	$(PY) -m sim.demo --sim $(SIM)
+
+clean:
+	rm -rf build .pytest_cache

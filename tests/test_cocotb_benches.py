@@ -1,0 +1,32 @@
+"""Launch the cocotb benches from pytest: every preset on the selected simulator.
+
+``JALAPENO_SIM`` selects the simulator (``make test SIM=icarus``); each (simulator, preset)
+build runs in one xdist group so two workers never build the same model at once.
+"""
+
+import os
+import shutil
+
+import pytest
+
+from rtl.config import PRESETS
+from sim.runner import run_bench
+
+SIM = os.environ.get("JALAPENO_SIM", "verilator")
+_BINARY = {"verilator": None, "icarus": "iverilog"}
+
+
+def _bench_param(bench, preset):
+    return pytest.param(bench, preset, id=f"{bench}-{preset}-{SIM}",
+                        marks=pytest.mark.xdist_group(f"{SIM}-{preset}"))
+
+
+@pytest.mark.cocotb
+@pytest.mark.parametrize(("bench", "preset"),
+                         [_bench_param("matrix_unit", preset) for preset in PRESETS])
+def test_bench(bench, preset):
+    binary = _BINARY[SIM]
+    if binary and shutil.which(binary) is None:
+        pytest.skip(f"{binary} is not installed")
+    run = run_bench(bench, preset=preset, sim=SIM, quiet=True)
+    assert run.tests > 0 and run.failed == 0
