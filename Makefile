@@ -10,6 +10,7 @@ SIM     ?= verilator
 PRESET  ?= default
 BENCH   ?= matrix_unit
 WAVES   ?= 0
+FILTER  ?=
 JOBS    ?= 2
 
 include toolchain.env
@@ -34,7 +35,7 @@ test: setup
 endif
 
 sim: setup
-	$(PY) -m sim.runner $(BENCH) --sim $(SIM) --preset $(PRESET) $(if $(filter 1,$(WAVES)),--waves)
+	$(PY) -m sim.runner $(BENCH) --sim $(SIM) --preset $(PRESET) $(if $(filter 1,$(WAVES)),--waves) $(if $(FILTER),--filter '$(FILTER)')
 
 verilog: setup
 	$(PY) -m sim.verilog
@@ -49,7 +50,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 demo: setup
-	$(PY) -m sim.demo --sim $(SIM)
+	$(PY) -m sim.demo --sim $(SIM) --preset $(PRESET)
 
 clean:
 	rm -rf build .pytest_cache

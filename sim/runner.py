@@ -11,6 +11,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from xml.etree import ElementTree
 
 from rtl.config import PRESETS
 
@@ -46,6 +47,20 @@ class BenchRun:
     tests: int
     failed: int
 
+    @property
+    def traces(self):
+        """Waveform files of the run (Verilator writes into the run's folder, Icarus into
+        the build folder above it)."""
+        return sorted(p for folder in (self.out_dir, self.out_dir.parent)
+                      for p in [*folder.glob("*.vcd"), *folder.glob("*.fst")])
+
+
+def _failed_tests(results_xml):
+    """Names of the failed tests in a cocotb results file."""
+    root = ElementTree.parse(results_xml).getroot()
+    return [case.get("name") for case in root.iter("testcase")
+            if case.find("failure") is not None or case.find("error") is not None]
+
 
 def _check(name, value, choices):
     if value not in choices:
@@ -65,7 +80,8 @@ def run_bench(bench, *, preset="default", sim="verilator", waves=False, test_fil
     sim : str
         ``"verilator"`` or ``"icarus"``.
     waves : bool
-        Dump an FST (Verilator) or VCD/FST (Icarus) trace into the run's folder.
+        Dump a trace into the run's folder: VCD on Verilator (its FST writer needs the lz4
+        headers, which a fresh machine lacks), FST on Icarus.
     test_filter : str, optional
         Regular expression: run only the cocotb tests whose names match.
     seed : int, optional
@@ -106,14 +122,13 @@ def run_bench(bench, *, preset="default", sim="verilator", waves=False, test_fil
 
     runner = get_runner(sim)
     build_args = list(_VERILATOR_ARGS) if sim == "verilator" else []
-    if sim == "verilator" and waves:
-        build_args.append("--trace-fst")
     runner.build(sources=[source], hdl_toplevel=top, build_dir=build_dir,
                  build_args=build_args, timescale=("1ns", "1ps"), waves=waves,
                  log_file=build_dir / "build.log" if quiet else None)
     results_xml = out_dir / "results.xml"
+    python_path = os.pathsep.join([str(BUILD.parent), os.environ.get("PYTHONPATH", "")])
     extra_env = {"JALAPENO_PRESET": preset, "JALAPENO_OUT": str(out_dir),
-                 "PYTHONPATH": os.pathsep.join([str(BUILD.parent), os.environ.get("PYTHONPATH", "")])}
+                 "PYTHONPATH": python_path}
     extra_env.update(env or {})
     runner.test(hdl_toplevel=top, test_module=module, test_filter=test_filter, seed=seed,
                 build_dir=build_dir, test_dir=out_dir, results_xml=str(results_xml),
@@ -122,8 +137,11 @@ def run_bench(bench, *, preset="default", sim="verilator", waves=False, test_fil
     tests, failed = get_results(results_xml)
     run = BenchRun(results_xml=results_xml, out_dir=out_dir, tests=tests, failed=failed)
     if check and failed:
-        raise BenchFailure(f"{bench} on {sim} ({preset}): {failed} of {tests} tests failed; "
-                           f"see {results_xml.relative_to(BUILD.parent)}")
+        names = _failed_tests(results_xml)
+        raise BenchFailure(
+            f"{bench} on {sim} ({preset}): {failed} of {tests} tests failed ({', '.join(names)}); "
+            f"see {results_xml.relative_to(BUILD.parent)}; for a trace: make sim BENCH={bench} "
+            f"SIM={sim} PRESET={preset} WAVES=1 FILTER='{names[0] if names else ''}'")
     return run
 
 
@@ -142,9 +160,8 @@ def main(argv=None):
     except BenchFailure as error:
         sys.exit(f"error: {error}")
     print(f"{args.bench}: {run.tests} tests passed on {args.sim} ({args.preset})")
-    if args.waves:
-        for trace in sorted(run.out_dir.glob("*.[fv][sc][td]")):
-            print(f"trace: {trace.relative_to(BUILD.parent)}")
+    for trace in run.traces:
+        print(f"trace: {trace.relative_to(BUILD.parent)}")
 
 
 if __name__ == "__main__":

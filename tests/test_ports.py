@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Port names across the Verilog boundary, and one-line errors of the command-line tools."""
 
 import subprocess

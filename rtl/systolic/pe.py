@@ -62,10 +62,11 @@ class ProcessingElement(wiring.Component):
         for bank, reg in enumerate(weight):
             with m.If(self.w_we[bank]):
                 m.d.sync += reg.eq(self.w_data)
+        product = self.a_in * Mux(self.bank_in, weight[1], weight[0])
         with m.If(self.en):
             m.d.sync += [
                 self.a_out.eq(self.a_in),
                 self.bank_out.eq(self.bank_in),
-                self.psum_out.eq(self.psum_in + self.a_in * Mux(self.bank_in, weight[1], weight[0])),
+                self.psum_out.eq(self.psum_in + product),
             ]
         return m

@@ -1,3 +1,5 @@
+# amaranth: UnusedElaboratable=no
+# (the unit is built only for its signature, to name the ports)
 """The matrix-unit testbench: clock, reset, stream drivers and the golden model in one place.
 
 Shared by the bench (``test_matrix_unit``) and the demo (``demo_matrix_unit``).

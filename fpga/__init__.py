@@ -1,0 +1,1 @@
+"""FPGA prototype: synthesis reports, board tops, host bridge and board builds."""
