@@ -7,19 +7,13 @@ from rtl.bus.stream_sim import simulate, stream_get, stream_put
 from rtl.config import JalapenoConfig
 from rtl.systolic.array import SystolicArray
 from verification.models.matrix_unit import wrap_int32
+from verification.stimulus import random_int8
 
 CONFIGS = [
     pytest.param(JalapenoConfig(rows=3, cols=4, acc_depth=2), id="3x4"),
     pytest.param(JalapenoConfig(rows=4, cols=2, acc_depth=2), id="4x2"),
 ]
 TAG_BITS = 8
-
-
-def random_int8(rng, shape):
-    """Int8 values with the extremes -128 and 127 over-represented."""
-    values = rng.integers(-128, 128, size=shape)
-    extremes = rng.choice([-128, 127], size=shape)
-    return np.where(rng.random(size=shape) < 0.25, extremes, values).astype(np.int8)
 
 
 def product(a, w):

@@ -7,18 +7,12 @@ from rtl.bus.stream_sim import simulate, stream_get, stream_put
 from rtl.config import JalapenoConfig
 from rtl.systolic.matrix_unit import MatrixUnit
 from verification.models.matrix_unit import MatrixUnitModel, Tile
+from verification.stimulus import random_int8
 
 CONFIGS = [
     pytest.param(JalapenoConfig(rows=4, cols=4, acc_depth=64), id="4x4"),
     pytest.param(JalapenoConfig(rows=2, cols=3, acc_depth=16), id="2x3"),
 ]
-
-
-def random_int8(rng, shape):
-    """Int8 values with the extremes -128 and 127 over-represented."""
-    values = rng.integers(-128, 128, size=shape)
-    extremes = rng.choice([-128, 127], size=shape)
-    return np.where(rng.random(size=shape) < 0.25, extremes, values).astype(np.int8)
 
 
 def tile(rng, m, k, n, addr, accumulate):

@@ -17,24 +17,21 @@ from rtl.systolic.matrix_unit import MatrixUnit
 from rtl.systolic.sequencer import tile_command_layout
 from sim.ports import Ports
 from verification.models.matrix_unit import MatrixUnitModel, Tile
+from verification.stimulus import random_int8
 
 from .streams import Clocking, StreamSink, StreamSource, pack_lanes, unpack_lanes
 
 __all__ = ["TB", "random_tile"]
 
 
-def random_tile(rng: np.random.Generator, config, *, m=None, k=None, n=None, values=None):
-    """A tile of random shape (``M`` 1..300 capped at the accumulator depth) and data.
-
-    ``values`` is ``(low, high)`` for the int8 operands, full range by default.
-    """
-    low, high = values or (-128, 127)
+def random_tile(rng: np.random.Generator, config, *, m=None, k=None, n=None):
+    """A tile of random shape (``M`` 1..300 capped at the accumulator depth) and data."""
     m = int(rng.integers(1, min(300, config.acc_depth) + 1)) if m is None else m
     k = int(rng.integers(1, config.rows + 1)) if k is None else k
     n = int(rng.integers(1, config.cols + 1)) if n is None else n
     return Tile(
-        a=rng.integers(low, high + 1, (m, k), dtype=np.int8),
-        w=rng.integers(low, high + 1, (k, n), dtype=np.int8),
+        a=random_int8(rng, (m, k)),
+        w=random_int8(rng, (k, n)),
         acc_addr=int(rng.integers(0, config.acc_depth)),
         accumulate=bool(rng.integers(0, 2)),
     )
@@ -113,9 +110,9 @@ class TB:
     async def compute(self, *, limit=None):
         """Run until every queued tile is in the accumulator; return the cycles it took."""
         start = self.clocking.cycle
-        pending = sum(len(s._queue) for s in self._sources)
+        pending = sum(s.pending for s in self._sources)
         await self.clocking.run(
-            lambda: all(s.done for s in self._sources) and not self._busy.value,
+            lambda: not any(s.pending for s in self._sources) and not self._busy.value,
             limit=limit or 20 * pending + 1000)
         return self.clocking.cycle - start
 

@@ -26,7 +26,21 @@ def unpack_lanes(value, dtype, lanes):
     return np.frombuffer(value.to_bytes(lanes * dtype.itemsize, "little"), dtype=dtype)
 
 
-class StreamSource:
+class _Endpoint:
+    """The handles of one stream port and a seeded pattern of stalled cycles."""
+
+    def __init__(self, ports, name, *, rng, stall):
+        self._valid = ports(name, "valid")
+        self._ready = ports(name, "ready")
+        self._payload = ports(name, "payload")
+        self._rng = rng
+        self._stall = stall
+
+    def _stalled(self):
+        return self._rng.random() < self._stall
+
+
+class StreamSource(_Endpoint):
     """Offers queued payloads on a stream, with random idle cycles between them.
 
     Parameters
@@ -42,15 +56,10 @@ class StreamSource:
     """
 
     def __init__(self, ports, name, *, rng, idle=0.0):
-        self._valid = ports(name, "valid")
-        self._ready = ports(name, "ready")
-        self._payload = ports(name, "payload")
-        self._rng = rng
-        self._idle = idle
+        super().__init__(ports, name, rng=rng, stall=idle)
         self._queue = deque()
         self._offered = False
         self._fire = False
-        self.transfers = 0
         self._valid.value = 0
 
     def send(self, payloads):
@@ -58,16 +67,15 @@ class StreamSource:
         self._queue.extend(payloads)
 
     @property
-    def done(self):
-        """Every queued payload has been transferred."""
-        return not self._queue and not self._offered
+    def pending(self):
+        """Payloads not yet transferred."""
+        return len(self._queue)
 
     def drive(self):
         if self._fire:
             self._queue.popleft()
             self._offered = False
-            self.transfers += 1
-        if not self._offered and self._queue and self._rng.random() >= self._idle:
+        if not self._offered and self._queue and not self._stalled():
             self._payload.value = self._queue[0]
             self._offered = True
         self._valid.value = int(self._offered)
@@ -76,7 +84,7 @@ class StreamSource:
         self._fire = self._offered and bool(self._ready.value)
 
 
-class StreamSink:
+class StreamSink(_Endpoint):
     """Accepts payloads from a stream, with random cycles of backpressure.
 
     Parameters
@@ -92,17 +100,13 @@ class StreamSink:
     """
 
     def __init__(self, ports, name, *, rng, backpressure=0.0):
-        self._valid = ports(name, "valid")
-        self._ready = ports(name, "ready")
-        self._payload = ports(name, "payload")
-        self._rng = rng
-        self._backpressure = backpressure
+        super().__init__(ports, name, rng=rng, stall=backpressure)
         self._accepting = False
         self.received = []
         self._ready.value = 0
 
     def drive(self):
-        self._accepting = self._rng.random() >= self._backpressure
+        self._accepting = not self._stalled()
         self._ready.value = int(self._accepting)
 
     def sample(self):
