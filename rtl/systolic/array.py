@@ -21,6 +21,16 @@ def weight_row_layout(config: JalapenoConfig):
     })
 
 
+def _column_write_layout(config: JalapenoConfig):
+    """One column's share of a weight row write, as it travels along the row."""
+    return data.StructLayout({
+        "data": signed(config.in_width),
+        "row": range(config.rows),
+        "bank": 1,
+        "valid": 1,
+    })
+
+
 class SystolicArray(wiring.Component):
     """``rows x cols`` weight-stationary array computing one int32 result vector per cycle.
 
@@ -30,10 +40,17 @@ class SystolicArray(wiring.Component):
     ``a @ W`` (``cols`` int32 lanes, wrapping). A tag of any shape travels with each
     vector so the consumer knows where the result belongs.
 
-    The whole pipeline advances together: it stalls only while a result is offered and not
-    taken, so output backpressure never loses or reorders data, and ``acts.ready`` is the
-    pipeline enable. Weight writes are always accepted and take effect at once; the user
-    must not write a bank that activations still in flight use (see :attr:`drain_cycles`).
+    Weight rows are written into one bank of every PE of the row they name. The write
+    travels along the row with the same skew as the activations: column ``c`` of a row write
+    accepted in cycle ``W`` lands at the end of cycle ``W + c``, just behind any activation
+    accepted up to cycle ``W``. So a bank may be rewritten from the very cycle in which the
+    last activation using it is accepted, and a new activation may use a bank from the cycle
+    after its last row was accepted: two banks let one tile load while another computes,
+    with no gap between tiles.
+
+    The whole pipeline, weight writes included, advances together: it stalls only while a
+    result is offered and not taken, so output backpressure never loses or reorders data;
+    ``acts.ready`` and ``weights.ready`` are the pipeline enable.
 
     Parameters
     ----------
@@ -45,7 +62,7 @@ class SystolicArray(wiring.Component):
     Attributes
     ----------
     weights : In(stream.Signature(weight_row_layout(config)))
-        Weight row writes; ``ready`` is always high.
+        Weight row writes.
     acts : In(stream.Signature(StructLayout({"data", "bank", "tag"})))
         Activation vectors with the weight bank they use and their tag.
     results : Out(stream.Signature(StructLayout({"data", "tag"})))
@@ -77,17 +94,6 @@ class SystolicArray(wiring.Component):
         """Enabled cycles from accepting an activation vector to offering its result."""
         return self._config.rows + self._config.cols - 1
 
-    @property
-    def drain_cycles(self):
-        """Enabled cycles after the last activation using a bank is accepted until that bank
-        may be written again, writing rows in ascending order one per cycle at the fastest.
-
-        The last activation reaches PE ``(r, c)`` ``r + c`` cycles after it is accepted; the
-        write of row ``r`` comes at least ``r`` cycles after the write of row 0, so row 0 may
-        be written once the activation has passed the last column.
-        """
-        return self._config.cols
-
     def elaborate(self, platform):
         m = Module()
         cfg = self._config
@@ -95,20 +101,27 @@ class SystolicArray(wiring.Component):
         m.d.comb += [
             en.eq(~self.results.valid | self.results.ready),
             self.acts.ready.eq(en),
-            self.weights.ready.eq(1),
+            self.weights.ready.eq(en),
         ]
 
         m.submodules.skew_a = skew_a = Skew(lanes=cfg.rows, shape=signed(cfg.in_width))
         m.submodules.skew_bank = skew_bank = Skew(lanes=cfg.rows, shape=1)
         m.submodules.deskew = deskew = Skew(
             lanes=cfg.cols, shape=signed(cfg.acc_width), descending=True)
+        m.submodules.skew_w = skew_w = Skew(lanes=cfg.cols, shape=_column_write_layout(cfg))
         m.d.comb += [
-            skew_a.en.eq(en), skew_bank.en.eq(en), deskew.en.eq(en),
+            skew_a.en.eq(en), skew_bank.en.eq(en), deskew.en.eq(en), skew_w.en.eq(en),
             skew_a.i.eq(self.acts.payload.data),
             skew_bank.i.eq(self.acts.payload.bank.replicate(cfg.rows)),
         ]
+        for c in range(cfg.cols):
+            m.d.comb += [
+                skew_w.i[c].data.eq(self.weights.payload.data[c]),
+                skew_w.i[c].row.eq(self.weights.payload.row),
+                skew_w.i[c].bank.eq(self.weights.payload.bank),
+                skew_w.i[c].valid.eq(self.weights.valid),
+            ]
 
-        row_we = [self.weights.valid & (self.weights.payload.row == r) for r in range(cfg.rows)]
         pes = [[ProcessingElement(cfg) for _ in range(cfg.cols)] for _ in range(cfg.rows)]
         for r, row in enumerate(pes):
             for c, pe in enumerate(row):
@@ -119,8 +132,9 @@ class SystolicArray(wiring.Component):
                     pe.a_in.eq(left.a_out if left else skew_a.o[r]),
                     pe.bank_in.eq(left.bank_out if left else skew_bank.o[r]),
                     pe.psum_in.eq(pes[r - 1][c].psum_out if r else 0),
-                    pe.w_data.eq(self.weights.payload.data[c]),
-                    pe.w_we.eq(row_we[r] << self.weights.payload.bank),
+                    pe.w_data.eq(skew_w.o[c].data),
+                    pe.w_we.eq((en & skew_w.o[c].valid & (skew_w.o[c].row == r))
+                               << skew_w.o[c].bank),
                 ]
         for c in range(cfg.cols):
             m.d.comb += deskew.i[c].eq(pes[-1][c].psum_out)

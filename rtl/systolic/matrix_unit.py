@@ -63,7 +63,7 @@ class MatrixUnit(wiring.Component):
         m = Module()
         cfg = self._config
         m.submodules.array = array = SystolicArray(cfg, tag_shape=result_tag_layout(cfg))
-        m.submodules.sequencer = sequencer = TileSequencer(cfg, drain=array.drain_cycles)
+        m.submodules.sequencer = sequencer = TileSequencer(cfg)
         m.submodules.accumulator = accumulator = AccumulatorMemory(cfg)
 
         connect(m, wiring.flipped(self.cmd), sequencer.cmd)

@@ -1,7 +1,7 @@
 """Feeds weight tiles and activation vectors into the array so that tiles run back to back."""
 
 from amaranth import Array, Cat, Const, Module, Signal, signed
-from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import JalapenoConfig
@@ -34,19 +34,15 @@ def result_tag_layout(config: JalapenoConfig):
     })
 
 
-class BankState(enum.Enum, shape=2):
-    FREE = 0
-    LOADED = 1
-    DRAINING = 2
-
-
 class TileSequencer(wiring.Component):
     """Loads each tile's weights into a free bank and streams its activations behind them.
 
     Two weight banks alternate: while tile ``j`` streams activations through one bank, the
-    weights of tile ``j + 1`` load into the other, so tiles of ``M >= k + cols + 2`` rows run
-    with no idle cycle in between. A bank becomes free again ``drain`` enabled cycles after
-    its last activation entered the array, when no activation in flight can still use it.
+    weights of tile ``j + 1`` load into the other. A bank is free for the next tile's weights
+    as soon as its last activation has entered the array (the array's weight writes follow
+    its activations, see :class:`SystolicArray`), so a stream of tiles with ``M > k`` runs
+    with no idle cycle in between, and one of ``M <= k`` takes ``k + 1`` cycles, the time to
+    load its weights.
 
     Activation lanes at and above ``k`` are forced to zero, so stale weights in those rows of
     the bank cannot contribute; lanes at and above ``n`` are masked off when the result is
@@ -56,8 +52,6 @@ class TileSequencer(wiring.Component):
     ----------
     config : :class:`JalapenoConfig`
         Design point.
-    drain : int
-        :attr:`SystolicArray.drain_cycles` of the array this sequencer feeds.
 
     Attributes
     ----------
@@ -70,12 +64,11 @@ class TileSequencer(wiring.Component):
     array_weights, array_acts : Out
         To the :class:`SystolicArray`; ``array_acts.ready`` is the array's pipeline enable.
     busy : Out(1)
-        A tile is loading, streaming or draining.
+        A tile is loading or streaming.
     """
 
-    def __init__(self, config: JalapenoConfig, *, drain: int):
+    def __init__(self, config: JalapenoConfig):
         self._config = config
-        self._drain = drain
         act_layout = data.StructLayout({
             "data": data.ArrayLayout(signed(config.in_width), config.rows),
             "bank": 1,
@@ -101,9 +94,8 @@ class TileSequencer(wiring.Component):
             "k_lanes": cfg.rows,
             "n_lanes": cfg.cols,
         })
-        state = Array(Signal(BankState, name=f"bank{b}_state") for b in range(2))
+        loaded = Array(Signal(name=f"bank{b}_loaded") for b in range(2))
         slot = Array(Signal(slot_layout, name=f"bank{b}_tile") for b in range(2))
-        drain = Array(Signal(range(self._drain + 1), name=f"bank{b}_drain") for b in range(2))
 
         # Loader: take a command when its bank is free, then write its k weight rows.
         load_bank = Signal()
@@ -111,7 +103,7 @@ class TileSequencer(wiring.Component):
         cmd = self.cmd.payload
         with m.FSM(name="loader") as loader:
             with m.State("IDLE"):
-                m.d.comb += self.cmd.ready.eq(state[load_bank] == BankState.FREE)
+                m.d.comb += self.cmd.ready.eq(~loaded[load_bank])
                 with m.If(self.cmd.valid & self.cmd.ready):
                     m.d.sync += [
                         slot[load_bank].m.eq(cmd.m),
@@ -123,7 +115,7 @@ class TileSequencer(wiring.Component):
                         load_row.eq(0),
                     ]
                     with m.If(cmd.k == 0):
-                        m.d.sync += [state[load_bank].eq(BankState.LOADED),
+                        m.d.sync += [loaded[load_bank].eq(1),
                                      load_bank.eq(~load_bank)]
                     with m.Else():
                         m.next = "LOAD"
@@ -138,7 +130,7 @@ class TileSequencer(wiring.Component):
                 with m.If(self.weights.valid & self.weights.ready):
                     m.d.sync += load_row.eq(load_row + 1)
                     with m.If(load_row == slot[load_bank].k - 1):
-                        m.d.sync += [state[load_bank].eq(BankState.LOADED),
+                        m.d.sync += [loaded[load_bank].eq(1),
                                      load_bank.eq(~load_bank)]
                         m.next = "IDLE"
 
@@ -147,9 +139,9 @@ class TileSequencer(wiring.Component):
         issued = Signal(range(cfg.acc_depth + 1))
         tile = slot[issue_bank]
         enable = self.array_acts.ready
-        with m.If(state[issue_bank] == BankState.LOADED):
+        with m.If(loaded[issue_bank]):
             with m.If(tile.m == 0):
-                m.d.sync += [state[issue_bank].eq(BankState.FREE), issue_bank.eq(~issue_bank)]
+                m.d.sync += [loaded[issue_bank].eq(0), issue_bank.eq(~issue_bank)]
             with m.Else():
                 m.d.comb += [
                     self.array_acts.valid.eq(self.acts.valid),
@@ -164,21 +156,10 @@ class TileSequencer(wiring.Component):
                 with m.If(self.acts.valid & enable):
                     m.d.sync += issued.eq(issued + 1)
                     with m.If(issued == tile.m - 1):
-                        m.d.sync += [
-                            issued.eq(0),
-                            state[issue_bank].eq(BankState.DRAINING),
-                            drain[issue_bank].eq(self._drain),
-                            issue_bank.eq(~issue_bank),
-                        ]
+                        m.d.sync += [issued.eq(0), loaded[issue_bank].eq(0),
+                                     issue_bank.eq(~issue_bank)]
 
-        for bank in range(2):
-            with m.If((state[bank] == BankState.DRAINING) & enable):
-                m.d.sync += drain[bank].eq(drain[bank] - 1)
-                with m.If(drain[bank] == 1):
-                    m.d.sync += state[bank].eq(BankState.FREE)
-
-        m.d.comb += self.busy.eq(
-            (state[0] != BankState.FREE) | (state[1] != BankState.FREE) | ~loader.ongoing("IDLE"))
+        m.d.comb += self.busy.eq(loaded[0] | loaded[1] | ~loader.ongoing("IDLE"))
         return m
 
 
