@@ -6,7 +6,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import JalapenoConfig
-from .pe import ProcessingElement
+from .pe import ProcessingElement, psum_shape
 from .skew import Skew
 
 __all__ = ["SystolicArray", "weight_row_layout"]
@@ -37,7 +37,7 @@ class SystolicArray(wiring.Component):
     PE ``(r, c)`` holds weight ``W[r, c]`` of the bank an activation selects. Activation
     vector ``a`` (``rows`` int8 lanes) enters skewed, so ``a[r]`` reaches row ``r`` ``r``
     cycles late and travels right; partial sums travel down, and the deskewed bottom row is
-    ``a @ W`` (``cols`` int32 lanes, wrapping). A tag of any shape travels with each
+    ``a @ W`` (``cols`` int32 lanes, exact: see :func:`psum_shape`). A tag of any shape travels with each
     vector so the consumer knows where the result belongs.
 
     Weight rows are written into one bank of every PE of the row they name. The write
@@ -107,7 +107,7 @@ class SystolicArray(wiring.Component):
         m.submodules.skew_a = skew_a = Skew(lanes=cfg.rows, shape=signed(cfg.in_width))
         m.submodules.skew_bank = skew_bank = Skew(lanes=cfg.rows, shape=1)
         m.submodules.deskew = deskew = Skew(
-            lanes=cfg.cols, shape=signed(cfg.acc_width), descending=True)
+            lanes=cfg.cols, shape=psum_shape(cfg, cfg.rows - 1), descending=True)
         m.submodules.skew_w = skew_w = Skew(lanes=cfg.cols, shape=_column_write_layout(cfg))
         m.d.comb += [
             skew_a.en.eq(en), skew_bank.en.eq(en), deskew.en.eq(en), skew_w.en.eq(en),
@@ -122,7 +122,7 @@ class SystolicArray(wiring.Component):
                 skew_w.i[c].valid.eq(self.weights.valid),
             ]
 
-        pes = [[ProcessingElement(cfg) for _ in range(cfg.cols)] for _ in range(cfg.rows)]
+        pes = [[ProcessingElement(cfg, row=r) for _ in range(cfg.cols)] for r in range(cfg.rows)]
         for r, row in enumerate(pes):
             for c, pe in enumerate(row):
                 m.submodules[f"pe_{r}_{c}"] = pe
@@ -153,7 +153,7 @@ class SystolicArray(wiring.Component):
         m.d.comb += [
             self.results.valid.eq(valid),
             self.results.payload.tag.eq(tag),
-            self.results.payload.data.eq(deskew.o),
+            *(self.results.payload.data[c].eq(deskew.o[c]) for c in range(cfg.cols)),
             self.busy.eq(Cat(*in_flight).any()),
         ]
         return m

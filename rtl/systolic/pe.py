@@ -3,10 +3,21 @@
 from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
 
 from ..config import JalapenoConfig
 
-__all__ = ["ProcessingElement"]
+__all__ = ["ProcessingElement", "psum_shape"]
+
+
+def psum_shape(config: JalapenoConfig, row: int):
+    """Shape that holds any partial sum leaving array row ``row`` exactly.
+
+    That sum has ``row + 1`` int8 x int8 products, each in ``[-2**14 + 128, 2**14]``, so it
+    fits in ``2 * in_width + ceil_log2(row + 1)`` signed bits and can never wrap. Narrow
+    partial sums save a third of each PE's adder and registers against int32.
+    """
+    return signed(2 * config.in_width + ceil_log2(row + 1))
 
 
 class ProcessingElement(wiring.Component):
@@ -17,12 +28,14 @@ class ProcessingElement(wiring.Component):
     of the current tile still flow through the other: back-to-back tiles need no bubble.
 
     The activation moves one PE to the right and the partial sum one PE down per enabled
-    cycle. The partial sum is int32 and wraps on overflow, as the accumulator does.
+    cycle. The partial sum is as wide as :func:`psum_shape` of the PE's row, so it is exact.
 
     Parameters
     ----------
     config : :class:`JalapenoConfig`
-        Design point; the PE uses ``in_width`` and ``acc_width``.
+        Design point; the PE uses ``in_width``.
+    row : int
+        Row of the array the PE sits in; sets the widths of ``psum_in`` and ``psum_out``.
 
     Attributes
     ----------
@@ -30,7 +43,7 @@ class ProcessingElement(wiring.Component):
         Pipeline advance. When low every register of the PE except the weights holds.
     a_in, bank_in : In
         Activation from the left and the weight bank it is to be multiplied with.
-    psum_in : In
+    psum_in : In(psum_shape(config, max(row - 1, 0)))
         Partial sum from the PE above (zero for the top row).
     a_out, bank_out, psum_out : Out
         Registered activation and bank to the right, registered partial sum downwards.
@@ -40,18 +53,17 @@ class ProcessingElement(wiring.Component):
         Write enable per bank.
     """
 
-    def __init__(self, config: JalapenoConfig):
+    def __init__(self, config: JalapenoConfig, *, row: int = 0):
         self._config = config
         a_shape = signed(config.in_width)
-        p_shape = signed(config.acc_width)
         super().__init__({
             "en": In(1),
             "a_in": In(a_shape),
             "bank_in": In(1),
-            "psum_in": In(p_shape),
+            "psum_in": In(psum_shape(config, max(row - 1, 0))),
             "a_out": Out(a_shape),
             "bank_out": Out(1),
-            "psum_out": Out(p_shape),
+            "psum_out": Out(psum_shape(config, row)),
             "w_data": In(a_shape),
             "w_we": In(2),
         })
