@@ -37,8 +37,8 @@ class SystolicArray(wiring.Component):
     PE ``(r, c)`` holds weight ``W[r, c]`` of the bank an activation selects. Activation
     vector ``a`` (``rows`` int8 lanes) enters skewed, so ``a[r]`` reaches row ``r`` ``r``
     cycles late and travels right; partial sums travel down, and the deskewed bottom row is
-    ``a @ W`` (``cols`` int32 lanes, exact: see :func:`psum_shape`). A tag of any shape travels with each
-    vector so the consumer knows where the result belongs.
+    ``a @ W`` (``cols`` int32 lanes, exact: see :func:`psum_shape`). A tag of any shape
+    travels with each vector so the consumer knows where the result belongs.
 
     Weight rows are written into one bank of every PE of the row they name. The write
     travels along the row with the same skew as the activations: column ``c`` of a row write
