@@ -1,7 +1,9 @@
+# amaranth: UnusedElaboratable=no
 import random
 
 import numpy as np
 import pytest
+from amaranth import Shape
 
 from rtl.bus.stream_sim import simulate, stream_get, stream_put
 from rtl.config import JalapenoConfig
@@ -54,24 +56,14 @@ def padded(rng, rows, width):
     return junk.tolist()
 
 
-@pytest.mark.parametrize("seed", range(3))
-@pytest.mark.parametrize(("idle", "backpressure"), [(0.0, 0.0), (0.3, 0.5), (0.7, 0.8)])
-@pytest.mark.parametrize("cfg", CONFIGS)
-def test_tiles_against_model(cfg, idle, backpressure, seed):
-    """Tiles through the unit with random idle cycles on every input; afterwards every
-    accumulator row, read back under random backpressure, matches the golden model."""
-    rng = np.random.default_rng(seed)
+def run_unit(cfg, commands, weights, acts, *, seed, idle=0.0, backpressure=0.0):
+    """Feed ``commands``, ``weights`` and ``acts`` to a matrix unit with random idle cycles,
+    wait until it is idle, read every accumulator row back under random backpressure and
+    return the rows and the ``error`` flag."""
     stall_rng = random.Random(seed)
     dut = MatrixUnit(cfg)
-    tiles = tile_list(rng, cfg)
-    model = MatrixUnitModel(cfg)
-    for t in tiles:
-        model.run(t)
-    weights = [row for t in tiles for row in padded(rng, t.w, cfg.cols)]
-    acts = [row for t in tiles for row in padded(rng, t.a, cfg.rows)]
-    commands = [{"m": t.m, "k": t.k, "n": t.n, "acc_addr": t.acc_addr,
-                 "accumulate": t.accumulate} for t in tiles]
     unfinished = 3
+    rows = []
 
     def driver(stream, beats):
         async def drive(ctx):
@@ -87,10 +79,65 @@ def test_tiles_against_model(cfg, idle, backpressure, seed):
         for addr in range(cfg.acc_depth):
             await stream_put(ctx, dut.read, addr, rng=stall_rng, idle=idle)
 
-    async def check(ctx):
-        for addr in range(cfg.acc_depth):
+    async def collect(ctx):
+        for _ in range(cfg.acc_depth):
             row = await stream_get(ctx, dut.read_data, rng=stall_rng, backpressure=backpressure)
-            assert list(row) == model.acc[addr].tolist(), f"seed {seed}, row {addr}"
+            rows.append(list(row))
+        rows.append(ctx.get(dut.error))
 
     simulate(dut, driver(dut.cmd, commands), driver(dut.weights, weights),
-             driver(dut.acts, acts), read_back, check)
+             driver(dut.acts, acts), read_back, collect)
+    *acc, error = rows
+    return np.array(acc), error
+
+
+def command(m, k, n, acc_addr, accumulate):
+    return {"m": m, "k": k, "n": n, "acc_addr": acc_addr, "accumulate": accumulate}
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize(("idle", "backpressure"), [(0.0, 0.0), (0.3, 0.5), (0.7, 0.8)])
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_tiles_against_model(cfg, idle, backpressure, seed):
+    """Tiles through the unit with random idle cycles on every input; afterwards every
+    accumulator row, read back under random backpressure, matches the golden model."""
+    rng = np.random.default_rng(seed)
+    tiles = tile_list(rng, cfg)
+    model = MatrixUnitModel(cfg)
+    for t in tiles:
+        model.run(t)
+    acc, error = run_unit(
+        cfg,
+        [command(t.m, t.k, t.n, t.acc_addr, t.accumulate) for t in tiles],
+        [row for t in tiles for row in padded(rng, t.w, cfg.cols)],
+        [row for t in tiles for row in padded(rng, t.a, cfg.rows)],
+        seed=seed, idle=idle, backpressure=backpressure)
+    bad = np.argwhere(acc != model.acc)
+    assert not len(bad), f"seed {seed}: first wrong lane (row, lane) {tuple(bad[0])}"
+    assert not error
+
+
+@pytest.mark.parametrize("field", ["k", "n", "m"])
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_out_of_range_command_sets_error_without_hanging(cfg, field):
+    """A command field beyond the unit (the largest value its bits encode) raises ``error``,
+    consumes exactly its own beats and leaves the unit in step: the next tile is exact."""
+    rng = np.random.default_rng(7)
+    layout = MatrixUnit(cfg).cmd.payload.shape()
+    big = {name: 2 ** Shape.cast(layout[name].shape).width - 1 for name in ("m", "k", "n")}
+    limit = {"m": cfg.acc_depth, "k": cfg.rows, "n": cfg.cols}
+    if big[field] == limit[field]:
+        pytest.skip(f"every value of {field} that its bits encode is in range")
+    bad = dict(m=3, k=cfg.rows, n=cfg.cols) | {field: big[field]}
+    good = tile(rng, 5, cfg.rows, cfg.cols, 0, False)
+    acc, error = run_unit(
+        cfg,
+        [command(bad["m"], bad["k"], bad["n"], 1, True),
+         command(good.m, good.k, good.n, good.acc_addr, good.accumulate)],
+        [*random_int8(rng, (bad["k"], cfg.cols)).tolist(), *good.w.tolist()],
+        [*random_int8(rng, (bad["m"], cfg.rows)).tolist(), *good.a.tolist()],
+        seed=7)
+    model = MatrixUnitModel(cfg)
+    model.run(good)
+    assert error
+    assert np.array_equal(acc[:good.m], model.acc[:good.m])

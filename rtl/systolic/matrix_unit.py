@@ -40,6 +40,9 @@ class MatrixUnit(wiring.Component):
         Accumulator rows.
     busy : Out(1)
         Some accepted tile has not yet been written to the accumulator.
+    error : Out(1)
+        Sticky until reset: a command had ``k > rows``, ``n > cols`` or ``m > acc_depth``
+        (see :class:`TileSequencer`: the streams stay in step, that tile is undefined).
     """
 
     def __init__(self, config: JalapenoConfig):
@@ -53,6 +56,7 @@ class MatrixUnit(wiring.Component):
             "read_data": Out(stream.Signature(
                 data.ArrayLayout(signed(config.acc_width), config.cols))),
             "busy": Out(1),
+            "error": Out(1),
         })
 
     @property
@@ -83,5 +87,6 @@ class MatrixUnit(wiring.Component):
             accumulator.update.payload.data.eq(result.data),
             array.results.ready.eq(accumulator.update.ready),
             self.busy.eq(sequencer.busy | array.busy | accumulator.busy),
+            self.error.eq(sequencer.error),
         ]
         return m

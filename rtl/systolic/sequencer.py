@@ -48,6 +48,12 @@ class TileSequencer(wiring.Component):
     the bank cannot contribute; lanes at and above ``n`` are masked off when the result is
     written.
 
+    A command whose fields the unit cannot take (``k > rows``, ``n > cols``,
+    ``m > acc_depth``, all encodable in the fields' bits) sets the sticky ``error`` flag until
+    reset. It still consumes exactly ``k`` weight rows and ``m`` activations, so the streams
+    stay in step and nothing hangs; that tile's own results are undefined, every other
+    tile's are exact.
+
     Parameters
     ----------
     config : :class:`JalapenoConfig`
@@ -65,6 +71,8 @@ class TileSequencer(wiring.Component):
         To the :class:`SystolicArray`; ``array_acts.ready`` is the array's pipeline enable.
     busy : Out(1)
         A tile is loading or streaming.
+    error : Out(1)
+        A command with a field out of range was accepted since reset.
     """
 
     def __init__(self, config: JalapenoConfig):
@@ -81,6 +89,7 @@ class TileSequencer(wiring.Component):
             "array_weights": Out(stream.Signature(weight_row_layout(config))),
             "array_acts": Out(stream.Signature(act_layout)),
             "busy": Out(1),
+            "error": Out(1),
         })
 
     def elaborate(self, platform):
@@ -99,12 +108,14 @@ class TileSequencer(wiring.Component):
 
         # Loader: take a command when its bank is free, then write its k weight rows.
         load_bank = Signal()
-        load_row = Signal(range(cfg.rows))
+        load_row = Signal.like(self.cmd.payload.k)
         cmd = self.cmd.payload
         with m.FSM(name="loader") as loader:
             with m.State("IDLE"):
                 m.d.comb += self.cmd.ready.eq(~loaded[load_bank])
                 with m.If(self.cmd.valid & self.cmd.ready):
+                    with m.If((cmd.k > cfg.rows) | (cmd.n > cfg.cols) | (cmd.m > cfg.acc_depth)):
+                        m.d.sync += self.error.eq(1)
                     m.d.sync += [
                         slot[load_bank].m.eq(cmd.m),
                         slot[load_bank].k.eq(cmd.k),

@@ -66,6 +66,7 @@ class TB:
         self.read_data = StreamSink(ports, "read_data", rng=pattern, backpressure=backpressure)
         self._sources = [self.cmd, self.weights, self.acts, self.read]
         self._busy = ports("busy")
+        self._error = ports("error")
         self.clocking = Clocking(dut.clk, [*self._sources, self.read_data])
         self.model = MatrixUnitModel(self.config)
         self._cmd_layout = tile_command_layout(self.config)
@@ -127,7 +128,9 @@ class TB:
                          for v in self.read_data.received], dtype=np.int32)
 
     async def check_accumulator(self):
-        """Read the whole accumulator and require it to equal the golden model bit for bit."""
+        """Read the whole accumulator and require it to equal the golden model bit for bit,
+        with no command flagged as out of range."""
+        assert not self._error.value, f"seed {self.seed}: error flag set by valid commands"
         got = await self.read_rows(0, self.config.acc_depth)
         bad = np.argwhere(got != self.model.acc)
         assert not len(bad), (
