@@ -40,9 +40,9 @@ class TileSequencer(wiring.Component):
     Two weight banks alternate: while tile ``j`` streams activations through one bank, the
     weights of tile ``j + 1`` load into the other. A bank is free for the next tile's weights
     as soon as its last activation has entered the array (the array's weight writes follow
-    its activations, see :class:`SystolicArray`), so a stream of tiles with ``M > k`` runs
-    with no idle cycle in between, and one of ``M <= k`` takes ``k + 1`` cycles, the time to
-    load its weights.
+    its activations, see :class:`SystolicArray`), and a command is taken together with its
+    first weight row, so a stream of tiles with ``M >= k`` runs with no idle cycle in
+    between, and one of ``M < k`` takes ``k`` cycles, the time to load its weights.
 
     Activation lanes at and above ``k`` are forced to zero, so stale weights in those rows of
     the bank cannot contribute; lanes at and above ``n`` are masked off when the result is
@@ -106,13 +106,26 @@ class TileSequencer(wiring.Component):
         loaded = Array(Signal(name=f"bank{b}_loaded") for b in range(2))
         slot = Array(Signal(slot_layout, name=f"bank{b}_tile") for b in range(2))
 
-        # Loader: take a command when its bank is free, then write its k weight rows.
+        # Loader: write a tile's k weight rows into a free bank, one per cycle. The command
+        # is taken in the same cycle as its first row, so short tiles load back to back.
         load_bank = Signal()
         load_row = Signal.like(self.cmd.payload.k)
         cmd = self.cmd.payload
+        write = self.array_weights
+        m.d.comb += [
+            write.payload.data.eq(self.weights.payload),
+            write.payload.bank.eq(load_bank),
+        ]
         with m.FSM(name="loader") as loader:
             with m.State("IDLE"):
-                m.d.comb += self.cmd.ready.eq(~loaded[load_bank])
+                free = ~loaded[load_bank]
+                first_row = self.cmd.valid & free & (cmd.k != 0)
+                m.d.comb += [
+                    self.cmd.ready.eq(free & ((cmd.k == 0) | (self.weights.valid & write.ready))),
+                    write.valid.eq(first_row & self.weights.valid),
+                    write.payload.row.eq(0),
+                    self.weights.ready.eq(first_row & write.ready),
+                ]
                 with m.If(self.cmd.valid & self.cmd.ready):
                     with m.If((cmd.k > cfg.rows) | (cmd.n > cfg.cols) | (cmd.m > cfg.acc_depth)):
                         m.d.sync += self.error.eq(1)
@@ -123,26 +136,22 @@ class TileSequencer(wiring.Component):
                         slot[load_bank].accumulate.eq(cmd.accumulate),
                         slot[load_bank].k_lanes.eq(_lanes_below(cmd.k, cfg.rows)),
                         slot[load_bank].n_lanes.eq(_lanes_below(cmd.n, cfg.cols)),
-                        load_row.eq(0),
+                        load_row.eq(1),
                     ]
-                    with m.If(cmd.k == 0):
-                        m.d.sync += [loaded[load_bank].eq(1),
-                                     load_bank.eq(~load_bank)]
+                    with m.If(cmd.k <= 1):
+                        m.d.sync += [loaded[load_bank].eq(1), load_bank.eq(~load_bank)]
                     with m.Else():
                         m.next = "LOAD"
             with m.State("LOAD"):
                 m.d.comb += [
-                    self.array_weights.valid.eq(self.weights.valid),
-                    self.array_weights.payload.data.eq(self.weights.payload),
-                    self.array_weights.payload.row.eq(load_row),
-                    self.array_weights.payload.bank.eq(load_bank),
-                    self.weights.ready.eq(self.array_weights.ready),
+                    write.valid.eq(self.weights.valid),
+                    write.payload.row.eq(load_row),
+                    self.weights.ready.eq(write.ready),
                 ]
                 with m.If(self.weights.valid & self.weights.ready):
                     m.d.sync += load_row.eq(load_row + 1)
                     with m.If(load_row == slot[load_bank].k - 1):
-                        m.d.sync += [loaded[load_bank].eq(1),
-                                     load_bank.eq(~load_bank)]
+                        m.d.sync += [loaded[load_bank].eq(1), load_bank.eq(~load_bank)]
                         m.next = "IDLE"
 
         # Issuer: stream m activation vectors through each loaded bank, in tile order.
