@@ -24,7 +24,8 @@ class AccumulatorMemory(wiring.Component):
     """``acc_depth`` rows of ``cols`` int32 lanes, updated and read one row per cycle.
 
     An update reads the row, adds the new vector to it (or replaces it) in the lanes its mask
-    selects, and writes it back the next cycle. An update or read that follows a write to the
+    selects, and writes the whole row back the next cycle (masked lanes keep their old value,
+    so the memory needs no per-lane write enables). An update or read that follows a write to the
     same row by one cycle takes the written row from a forwarding register, so back-to-back
     updates of one row (a K-split GEMM, M = 1) are exact. Updates always proceed
     (``update.ready`` is high); reads use the cycles without an update, and their responses
@@ -64,7 +65,7 @@ class AccumulatorMemory(wiring.Component):
 
         m.submodules.mem = mem = memory.Memory(shape=row, depth=cfg.acc_depth, init=[])
         rd = mem.read_port()
-        wr = mem.write_port(granularity=1)
+        wr = mem.write_port()
         m.submodules.responses = responses = fifo.SyncFIFO(
             width=row.size, depth=cfg.read_fifo_depth)
 
@@ -99,7 +100,7 @@ class AccumulatorMemory(wiring.Component):
         m.d.comb += [
             wr.addr.eq(s1.addr),
             wr.data.eq(merged),
-            wr.en.eq(s1.lanes & s1_update.replicate(cfg.cols)),
+            wr.en.eq(s1_update),
         ]
         m.d.sync += [
             fwd_valid.eq(s1_update),
