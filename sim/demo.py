@@ -32,11 +32,11 @@ def main(argv=None):
     out = json.loads(report.read_text())
     print(f"GEMM      {out['m']} x {out['k']} x {out['n']} int8 -> int32, seed {out['seed']}, "
           f"{out['tiles']} tiles on a {out['rows']}x{out['cols']} array")
-    verdict = "bit-exact" if out["mismatches"] == 0 else f"{out['mismatches']} MISMATCHES"
-    print(f"check     RTL vs NumPy: {verdict}")
     print(f"cycles    {out['cycles']} for {out['macs']} MACs")
     print(f"sim speed {out['sim_cycles_per_second']:,.0f} cycles/s "
           f"(total {time.perf_counter() - start:.0f} s)")
+    verdict = "bit-exact" if out["mismatches"] == 0 else f"{out['mismatches']} MISMATCHES"
+    print(f"check     RTL vs NumPy: {verdict}")
     print(f"utilization {out['utilization']:.3f}")
     if run.failed:
         sys.exit(f"error: the demo failed; see {run.out_dir / 'sim.log'}")
