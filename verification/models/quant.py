@@ -28,6 +28,9 @@ __all__ = [
     "saturating_rounding_doubling_high_mul", "rounding_divide_by_pot",
     "multiply_by_quantized_multiplier", "quantize_multiplier", "fully_connected_multipliers",
     "requantize", "requantize_float", "AddParams", "add", "add_float",
+    # Building blocks for the other fixed-point models (lut, softmax): argument checks and
+    # the unchecked primitives on int64 arrays.
+    "check_integers", "check_scale", "wrap32", "srdhm", "rdbpot", "mbqm",
 ]
 
 INT8_MIN, INT8_MAX = -(1 << 7), (1 << 7) - 1
@@ -48,7 +51,7 @@ def _integer_array(values, name):
     return array
 
 
-def _integers(values, name, lo, hi):
+def check_integers(values, name, lo, hi):
     """``values`` as an int64 array, after checking that every element lies in ``[lo, hi]``."""
     array = _integer_array(values, name)
     outside = (array < lo) | (array > hi)
@@ -78,7 +81,7 @@ def _activation_range(qmin, qmax):
                          f"not {qmin} and {qmax}")
 
 
-def _scale(value, name):
+def check_scale(value, name):
     """A quantization scale as the model stores it: float32, positive and finite."""
     with np.errstate(over="ignore"):
         scale = np.float32(value)
@@ -87,12 +90,12 @@ def _scale(value, name):
     return float(scale)
 
 
-def _wrap_int32(values):
+def wrap32(values):
     """Reduce int64 values modulo 2**32 into the int32 range, staying int64."""
     return ((values - INT32_MIN) & 0xFFFF_FFFF) + INT32_MIN
 
 
-def _srdhm(a, b):
+def srdhm(a, b):
     """:func:`saturating_rounding_doubling_high_mul` on checked int64 arrays."""
     product = a * b
     nudged = product + np.where(product >= 0, 1 << 30, 1 - (1 << 30))
@@ -101,18 +104,18 @@ def _srdhm(a, b):
     return np.where((a == INT32_MIN) & (b == INT32_MIN), INT32_MAX, high)
 
 
-def _rdbpot(x, exponent):
+def rdbpot(x, exponent):
     """:func:`rounding_divide_by_pot` on checked int64 arrays."""
     mask = (np.int64(1) << exponent) - 1
     threshold = (mask >> 1) + (x < 0)
     return (x >> exponent) + ((x & mask) > threshold)
 
 
-def _mbqm(x, multiplier, shift):
+def mbqm(x, multiplier, shift):
     """:func:`multiply_by_quantized_multiplier` on checked int64 arrays."""
     left = np.maximum(shift, 0)
     right = np.maximum(-shift, 0)
-    return _rdbpot(_srdhm(_wrap_int32(x << left), multiplier), right)
+    return rdbpot(srdhm(wrap32(x << left), multiplier), right)
 
 
 def saturating_rounding_doubling_high_mul(a, b):
@@ -136,9 +139,9 @@ def saturating_rounding_doubling_high_mul(a, b):
     ValueError
         If a value lies outside the int32 range.
     """
-    a = _integers(a, "a", INT32_MIN, INT32_MAX)
-    b = _integers(b, "b", INT32_MIN, INT32_MAX)
-    return _srdhm(a, b).astype(np.int32)
+    a = check_integers(a, "a", INT32_MIN, INT32_MAX)
+    b = check_integers(b, "b", INT32_MIN, INT32_MAX)
+    return srdhm(a, b).astype(np.int32)
 
 
 def rounding_divide_by_pot(x, exponent):
@@ -160,9 +163,9 @@ def rounding_divide_by_pot(x, exponent):
     ValueError
         If ``x`` leaves the int32 range or ``exponent`` leaves ``[0, 31]``.
     """
-    x = _integers(x, "x", INT32_MIN, INT32_MAX)
-    exponent = _integers(exponent, "exponent", 0, 31)
-    return _rdbpot(x, exponent).astype(np.int32)
+    x = check_integers(x, "x", INT32_MIN, INT32_MAX)
+    exponent = check_integers(exponent, "exponent", 0, 31)
+    return rdbpot(x, exponent).astype(np.int32)
 
 
 def multiply_by_quantized_multiplier(x, multiplier, shift):
@@ -190,10 +193,10 @@ def multiply_by_quantized_multiplier(x, multiplier, shift):
     ValueError
         If an argument is outside the ranges above.
     """
-    x = _integers(x, "x", INT32_MIN, INT32_MAX)
+    x = check_integers(x, "x", INT32_MIN, INT32_MAX)
     multiplier = _multipliers(multiplier)
-    shift = _integers(shift, "shift", SHIFT_MIN, SHIFT_MAX)
-    return _mbqm(x, multiplier, shift).astype(np.int32)
+    shift = check_integers(shift, "shift", SHIFT_MIN, SHIFT_MAX)
+    return mbqm(x, multiplier, shift).astype(np.int32)
 
 
 def quantize_multiplier(real_multiplier):
@@ -262,10 +265,10 @@ def fully_connected_multipliers(input_scale, weight_scales, output_scale):
     ValueError
         If a scale is not a positive finite float32.
     """
-    input_scale = _scale(input_scale, "input scale")
-    output_scale = _scale(output_scale, "output scale")
+    input_scale = check_scale(input_scale, "input scale")
+    output_scale = check_scale(output_scale, "output scale")
     weights = np.asarray(weight_scales, dtype=np.float64)
-    pairs = [quantize_multiplier(input_scale * _scale(s, "weight scale") / output_scale)
+    pairs = [quantize_multiplier(input_scale * check_scale(s, "weight scale") / output_scale)
              for s in weights.flat]
     multipliers, shifts = np.array(pairs, dtype=np.int64).reshape(-1, 2).T
     return multipliers.reshape(weights.shape), shifts.reshape(weights.shape)
@@ -297,12 +300,12 @@ def requantize(acc, multiplier, shift, zero_point, qmin=INT8_MIN, qmax=INT8_MAX)
     ValueError
         If an argument is outside its range.
     """
-    acc = _integers(acc, "acc", INT32_MIN, INT32_MAX)
+    acc = check_integers(acc, "acc", INT32_MIN, INT32_MAX)
     multiplier = _multipliers(multiplier)
-    shift = _integers(shift, "shift", SHIFT_MIN, SHIFT_MAX)
-    zero_point = _integers(zero_point, "zero_point", INT8_MIN, INT8_MAX)
+    shift = check_integers(shift, "shift", SHIFT_MIN, SHIFT_MAX)
+    zero_point = check_integers(zero_point, "zero_point", INT8_MIN, INT8_MAX)
     _activation_range(qmin, qmax)
-    scaled = _wrap_int32(_mbqm(acc, multiplier, shift) + zero_point)
+    scaled = wrap32(mbqm(acc, multiplier, shift) + zero_point)
     return np.clip(scaled, qmin, qmax).astype(np.int8)
 
 
@@ -359,10 +362,10 @@ class AddParams:
             If a scale is not a positive finite float32, a zero point is outside int8, or the
             output scale is so small next to the inputs' that the sum cannot be rescaled down.
         """
-        s1, s2, s_out = (_scale(s, f"{name} scale") for s, name in
+        s1, s2, s_out = (check_scale(s, f"{name} scale") for s, name in
                          ((s1, "input1"), (s2, "input2"), (s_out, "output")))
         for zp, name in ((zp1, "input1"), (zp2, "input2"), (zp_out, "output")):
-            _integers(zp, f"{name} zero point", INT8_MIN, INT8_MAX)
+            check_integers(zp, f"{name} zero point", INT8_MIN, INT8_MAX)
         twice_max = 2 * max(s1, s2)
         m1, sh1 = quantize_multiplier(s1 / twice_max)
         m2, sh2 = quantize_multiplier(s2 / twice_max)
@@ -396,15 +399,15 @@ def add(x1, x2, params: AddParams, qmin=INT8_MIN, qmax=INT8_MAX):
     ValueError
         If an input leaves the int8 range or the clamping range is not within int8.
     """
-    x1 = _integers(x1, "x1", INT8_MIN, INT8_MAX)
-    x2 = _integers(x2, "x2", INT8_MIN, INT8_MAX)
+    x1 = check_integers(x1, "x1", INT8_MIN, INT8_MAX)
+    x2 = check_integers(x2, "x2", INT8_MIN, INT8_MAX)
     _activation_range(qmin, qmax)
     p = params
-    scaled1 = _mbqm((x1 - p.input1_zero_point) << ADD_LEFT_SHIFT, p.input1_multiplier,
+    scaled1 = mbqm((x1 - p.input1_zero_point) << ADD_LEFT_SHIFT, p.input1_multiplier,
                     p.input1_shift)
-    scaled2 = _mbqm((x2 - p.input2_zero_point) << ADD_LEFT_SHIFT, p.input2_multiplier,
+    scaled2 = mbqm((x2 - p.input2_zero_point) << ADD_LEFT_SHIFT, p.input2_multiplier,
                     p.input2_shift)
-    raw = _mbqm(scaled1 + scaled2, p.output_multiplier, p.output_shift) + p.output_zero_point
+    raw = mbqm(scaled1 + scaled2, p.output_multiplier, p.output_shift) + p.output_zero_point
     return np.clip(raw, qmin, qmax).astype(np.int8)
 
 
