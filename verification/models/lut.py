@@ -138,8 +138,7 @@ def _exp_on_interval_between_negative_one_quarter_and_0_excl(a):
     x4 = srdhm(x2, x2)
     x4_over_4 = rdbpot(x4, 2)
     poly = rdbpot(wrap32(srdhm(wrap32(x4_over_4 + x3), _ONE_THIRD) + x2), 1)
-    return wrap32(_EXP_MINUS_ONE_EIGHTH
-                       + srdhm(_EXP_MINUS_ONE_EIGHTH, wrap32(x + poly)))
+    return wrap32(_EXP_MINUS_ONE_EIGHTH + srdhm(_EXP_MINUS_ONE_EIGHTH, wrap32(x + poly)))
 
 
 def exp_on_negative_values(raw, integer_bits):
