@@ -152,14 +152,12 @@ def softmax(x, params: SoftmaxParams, *, exp_table=None):
                              f"not {exp_table.shape}")
         exps = exp_table.astype(np.int64)[-diff]
     # The Q12.19 accumulator wraps in int32 like the C++ (only rows of 4096 or more can).
-    total = wrap32(rdbpot(exps, ACCUMULATION_INTEGER_BITS).sum(axis=-1,
-                                                                       keepdims=True))
+    total = wrap32(rdbpot(exps, ACCUMULATION_INTEGER_BITS).sum(axis=-1, keepdims=True))
     # GetReciprocal: normalise the sum to [1, 2) and take 1 / (1 + (sum - 1)).
     unsigned = total & 0xFFFF_FFFF
     headroom_plus_one = 32 - _bit_length(unsigned)
     bits_over_unit = ACCUMULATION_INTEGER_BITS - headroom_plus_one
-    shifted_sum_minus_one = wrap32(((unsigned << headroom_plus_one) & 0xFFFF_FFFF)
-                                        - (1 << 31))
+    shifted_sum_minus_one = wrap32(((unsigned << headroom_plus_one) & 0xFFFF_FFFF) - (1 << 31))
     scale = one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one)
     out = rdbpot(srdhm(scale, exps), bits_over_unit + 31 - 8) + SOFTMAX_OUTPUT[1]
     out = np.where(diff >= params.diff_min, out, INT8_MIN)
