@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rtl.vector.requantizer import SHIFT_MAX, SHIFT_MIN
+
 __all__ = [
     "INT8_MIN", "INT8_MAX", "INT32_MIN", "INT32_MAX", "SHIFT_MIN", "SHIFT_MAX",
     "ADD_LEFT_SHIFT",
@@ -35,8 +37,6 @@ __all__ = [
 
 INT8_MIN, INT8_MAX = -(1 << 7), (1 << 7) - 1
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
-#: Shifts :func:`multiply_by_quantized_multiplier` takes: right by up to 31, left by up to 30.
-SHIFT_MIN, SHIFT_MAX = -31, 30
 #: Bits int8 ADD moves its inputs up by before rescaling them (TFLite's ``left_shift``).
 ADD_LEFT_SHIFT = 20
 

@@ -1,0 +1,1 @@
+"""The vector unit: elementwise int8 operations on the accumulator results."""
