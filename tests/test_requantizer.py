@@ -1,10 +1,13 @@
 # amaranth: UnusedElaboratable=no
-import random
 
 import numpy as np
 import pytest
 
-from rtl.bus.stream_sim import simulate, stream_get, stream_put
+from rtl.bus.stream_sim import (
+    check_error_flag,
+    check_pipeline,
+    pipeline_timing,
+)
 from rtl.config import JalapenoConfig
 from rtl.vector.requantizer import Requantizer
 from verification.models.quant import (
@@ -70,24 +73,9 @@ def test_stream_against_model(cfg, idle, backpressure, seed):
     order under random idle cycles on ``i`` and random backpressure on ``o``; valid parameters
     never raise ``error``."""
     rng = np.random.default_rng(seed)
-    stall_rng = random.Random(seed)
     dut = Requantizer(cfg)
     beats = [random_beat(rng, cfg.cols) for _ in range(150)]
-
-    async def drive(ctx):
-        for beat in beats:
-            await stream_put(ctx, dut.i, beat, rng=stall_rng, idle=idle)
-
-    async def check(ctx):
-        for index, beat in enumerate(beats):
-            payload = await stream_get(ctx, dut.o, rng=stall_rng, backpressure=backpressure)
-            assert list(payload) == expected(beat), f"seed {seed}, beat {index}: {beat}"
-        for _ in range(dut.latency + 1):
-            await ctx.tick()
-        assert not ctx.get(dut.o.valid), f"seed {seed}: an output too many"
-        assert not ctx.get(dut.error), f"seed {seed}: error raised by valid parameters"
-
-    simulate(dut, drive, check)
+    check_pipeline(dut, beats, expected, seed=seed, idle=idle, backpressure=backpressure)
 
 
 @pytest.mark.parametrize("cfg", CONFIGS)
@@ -97,27 +85,7 @@ def test_latency_without_stalls(cfg):
     rng = np.random.default_rng(0)
     dut = Requantizer(cfg)
     beats = [random_beat(rng, cfg.cols) for _ in range(8)]
-    schedule = []
-    for beat, gap in zip(beats, [0, 0, 0, 2, 0, 5, 1, 0], strict=True):
-        schedule += [None] * gap + [beat]
-    taken, offered = [], []
-
-    async def bench(ctx):
-        ctx.set(dut.o.ready, 1)
-        for edge in range(len(schedule) + dut.latency + 2):
-            beat = schedule[edge] if edge < len(schedule) else None
-            ctx.set(dut.i.valid, beat is not None)
-            if beat is not None:
-                ctx.set(dut.i.payload, beat)
-            _, _, ready, valid, out = await ctx.tick().sample(dut.i.ready, dut.o.valid,
-                                                               dut.o.payload)
-            assert ready
-            if beat is not None:
-                taken.append(edge)
-            if valid:
-                offered.append((edge, list(out)))
-
-    simulate(dut, bench)
+    taken, offered = pipeline_timing(dut, beats, [0, 0, 0, 2, 0, 5, 1, 0])
     assert dut.latency == 3
     assert [edge - dut.latency for edge, _ in offered] == taken
     assert [out for _, out in offered] == [expected(beat) for beat in beats]
@@ -154,35 +122,4 @@ def test_error_flag(corrupt):
     corrupt(bad)
     value = requantize(1000, 3 << 29, -3, 5).item()
 
-    async def drive(ctx):
-        await stream_put(ctx, dut.i, good)
-        # Fill the pipeline while nothing is taken, then offer the bad beat: not accepted.
-        for _ in range(dut.latency - 1):
-            await stream_put(ctx, dut.i, good)
-        ctx.set(dut.i.payload, bad)
-        ctx.set(dut.i.valid, 1)
-        for _ in range(4):
-            _, _, ready = await ctx.tick().sample(dut.i.ready)
-            assert not ready
-            assert not ctx.get(dut.error)
-        ctx.set(dut.i.valid, 0)
-        # Bad parameters without valid are not looked at either.
-        for _ in range(2):
-            await ctx.tick()
-        assert not ctx.get(dut.error)
-        await stream_put(ctx, dut.i, bad)
-        assert ctx.get(dut.error)
-        await stream_put(ctx, dut.i, good)
-
-    async def check(ctx):
-        for _ in range(15):
-            await ctx.tick()
-        outputs = [list(await stream_get(ctx, dut.o)) for _ in range(dut.latency + 2)]
-        assert outputs[:dut.latency] == [[value] * CFG.cols] * dut.latency
-        assert outputs[-1] == [value] * CFG.cols
-        for _ in range(5):
-            await ctx.tick()
-        assert not ctx.get(dut.o.valid)
-        assert ctx.get(dut.error)
-
-    simulate(dut, drive, check)
+    check_error_flag(dut, good, bad, [value] * CFG.cols)

@@ -11,10 +11,13 @@ Random idle cycles (a producer that is not always ready to send) and random back
 failing run replays exactly from its seed.
 """
 
+import random
+
 from amaranth import ClockDomain, Module
 from amaranth.sim import Simulator
 
-__all__ = ["stream_put", "stream_get", "simulate"]
+__all__ = ["stream_put", "stream_get", "simulate", "check_pipeline", "pipeline_timing",
+           "check_error_flag"]
 
 
 async def _edge_where(ctx, condition, *exprs):
@@ -143,3 +146,93 @@ def simulate(dut, *testbenches, background=(), timeout=10_000):
 
     sim.add_testbench(watchdog, background=True)
     sim.run()
+
+
+def check_pipeline(dut, beats, expected, *, seed, idle=0.0, backpressure=0.0):
+    """Stream ``beats`` through a one-in, one-out pipeline ``dut`` (ports ``i``, ``o`` and a
+    sticky ``error``) under seeded random idle cycles and backpressure, and require its outputs
+    to be ``expected(beat)`` in order, nothing more, with ``error`` never raised."""
+    stall_rng = random.Random(seed)
+
+    async def drive(ctx):
+        for beat in beats:
+            await stream_put(ctx, dut.i, beat, rng=stall_rng, idle=idle)
+
+    async def check(ctx):
+        for index, beat in enumerate(beats):
+            payload = await stream_get(ctx, dut.o, rng=stall_rng, backpressure=backpressure)
+            assert list(payload) == expected(beat), f"seed {seed}, beat {index}: {beat}"
+        for _ in range(dut.latency + 1):
+            await ctx.tick()
+        assert not ctx.get(dut.o.valid), f"seed {seed}: an output too many"
+        assert not ctx.get(dut.error), f"seed {seed}: error raised by valid parameters"
+
+    simulate(dut, drive, check)
+
+
+def pipeline_timing(dut, beats, gaps):
+    """Offer ``beats`` to ``dut.i`` after ``gaps`` idle cycles each, with ``dut.o.ready`` high;
+    require ``dut.i.ready`` never to drop and return the edges at which beats were taken and
+    the ``(edge, output)`` pairs offered."""
+    schedule = []
+    for beat, gap in zip(beats, gaps, strict=True):
+        schedule += [None] * gap + [beat]
+    taken, offered = [], []
+
+    async def bench(ctx):
+        ctx.set(dut.o.ready, 1)
+        for edge in range(len(schedule) + dut.latency + 2):
+            beat = schedule[edge] if edge < len(schedule) else None
+            ctx.set(dut.i.valid, beat is not None)
+            if beat is not None:
+                ctx.set(dut.i.payload, beat)
+            _, _, ready, valid, out = await ctx.tick().sample(dut.i.ready, dut.o.valid,
+                                                               dut.o.payload)
+            assert ready
+            if beat is not None:
+                taken.append(edge)
+            if valid:
+                offered.append((edge, list(out)))
+
+    simulate(dut, bench)
+    return taken, offered
+
+
+def check_error_flag(dut, good, bad, expected_good):
+    """Check the sticky ``error`` flag of a pipeline ``dut`` against a beat ``bad`` with
+    parameters it must reject: offered but not accepted (pipeline full) or present without
+    ``valid``, it leaves ``error`` low; accepted, it sets ``error`` for good and still yields
+    an output, and the ``good`` beats around it come out as ``expected_good``."""
+
+    async def drive(ctx):
+        await stream_put(ctx, dut.i, good)
+        # Fill the pipeline while nothing is taken, then offer the bad beat: not accepted.
+        for _ in range(dut.latency - 1):
+            await stream_put(ctx, dut.i, good)
+        ctx.set(dut.i.payload, bad)
+        ctx.set(dut.i.valid, 1)
+        for _ in range(4):
+            _, _, ready = await ctx.tick().sample(dut.i.ready)
+            assert not ready
+            assert not ctx.get(dut.error)
+        ctx.set(dut.i.valid, 0)
+        # Bad parameters without valid are not looked at either.
+        for _ in range(2):
+            await ctx.tick()
+        assert not ctx.get(dut.error)
+        await stream_put(ctx, dut.i, bad)
+        assert ctx.get(dut.error)
+        await stream_put(ctx, dut.i, good)
+
+    async def check(ctx):
+        for _ in range(dut.latency + 14):
+            await ctx.tick()
+        outputs = [list(await stream_get(ctx, dut.o)) for _ in range(dut.latency + 2)]
+        assert outputs[:dut.latency] == [expected_good] * dut.latency
+        assert outputs[-1] == expected_good
+        for _ in range(5):
+            await ctx.tick()
+        assert not ctx.get(dut.o.valid)
+        assert ctx.get(dut.error)
+
+    simulate(dut, drive, check)

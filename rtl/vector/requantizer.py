@@ -5,14 +5,9 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import JalapenoConfig
+from .fixedpoint import SHIFT_WIDTH, delay, rescale, rescale_invalid
 
 __all__ = ["Requantizer", "requant_in_layout"]
-
-#: Shifts a requantization takes (TFLite's ``MultiplyByQuantizedMultiplier``): right by up to
-#: 31, left by up to 30. The golden model imports them from here.
-SHIFT_MIN, SHIFT_MAX = -31, 30
-#: Width of a shift field: holds every shift in ``[SHIFT_MIN, SHIFT_MAX]``, and -32 and 31.
-SHIFT_WIDTH = 6
 
 
 def requant_in_layout(config: JalapenoConfig):
@@ -25,16 +20,6 @@ def requant_in_layout(config: JalapenoConfig):
             "shift": signed(SHIFT_WIDTH),
             "zero_point": signed(config.in_width),
         }), config.cols),
-        "act_min": signed(config.in_width),
-        "act_max": signed(config.in_width),
-    })
-
-
-def _carried_layout(config: JalapenoConfig):
-    """What travels beside the products to the last stage: right shifts, zero points, clamp."""
-    return data.StructLayout({
-        "right": data.ArrayLayout(unsigned(SHIFT_WIDTH - 1), config.cols),
-        "zero_point": data.ArrayLayout(signed(config.in_width), config.cols),
         "act_min": signed(config.in_width),
         "act_max": signed(config.in_width),
     })
@@ -102,57 +87,24 @@ class Requantizer(wiring.Component):
         en = Signal()
         m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en)]
 
-        bad_lanes = Cat(
-            (lane.shift < SHIFT_MIN) | (lane.shift > SHIFT_MAX)
-            | ((lane.multiplier != 0) & ~lane.multiplier[width - 2])
-            for lane in (p.params[c] for c in range(cfg.cols)))
+        bad_lanes = Cat(rescale_invalid(p.params[c].multiplier, p.params[c].shift, width)
+                        for c in range(cfg.cols))
         with m.If(self.i.valid & en & (bad_lanes.any() | (p.act_min > p.act_max))):
             m.d.sync += self.error.eq(1)
 
-        carried = [Signal(_carried_layout(cfg), name=f"carried_d{stage}") for stage in (1, 2)]
-        with m.If(en):
-            m.d.sync += [
-                carried[0].act_min.eq(p.act_min),
-                carried[0].act_max.eq(p.act_max),
-                carried[1].eq(carried[0]),
-            ]
-
+        # Bits of the parameters no later stage reads are left for synthesis to prune.
+        late = delay(m, en, p, requant_in_layout(cfg), 2, "params")
         for c in range(cfg.cols):
             lane = p.params[c]
-            negative_shift = lane.shift[-1]
-            shifted = Signal(signed(width), name=f"shifted_{c}")
-            product = Signal(signed(2 * width - 1), name=f"product_{c}")
-            high = Signal(signed(width), name=f"high_{c}")
-            m.d.comb += shifted.eq(p.data[c] << Mux(negative_shift, 0, lane.shift[:-1]))
-            with m.If(en):
-                m.d.sync += [
-                    product.eq(shifted * lane.multiplier),
-                    carried[0].right[c].eq(Mux(negative_shift, -lane.shift, 0)),
-                    carried[0].zero_point[c].eq(lane.zero_point),
-                    high.eq((product + (1 << (width - 2))) >> (width - 1)),
-                ]
-
-            right = carried[1].right[c]
-            mask = Signal(width - 1, name=f"mask_{c}")
-            rounded = Signal(signed(width), name=f"rounded_{c}")
-            offset = Signal(signed(width), name=f"offset_{c}")
+            scaled = rescale(m, en, p.data[c], lane.multiplier, lane.shift, width, f"lane{c}")
+            offset = Signal(signed(width), name=f"offset_{c}")  # wraps in int32, as TFLite
             floored = Signal(signed(width), name=f"floored_{c}")
             m.d.comb += [
-                mask.eq((1 << right) - 1),
-                rounded.eq((high >> right)
-                           + ((high.as_unsigned() & mask) > (mask >> 1) + high[-1])),
-                offset.eq(rounded + carried[1].zero_point[c]),
-                floored.eq(Mux(offset < carried[1].act_min, carried[1].act_min, offset)),
+                offset.eq(scaled + late.params[c].zero_point),
+                floored.eq(Mux(offset < late.act_min, late.act_min, offset)),
             ]
             with m.If(en):
-                m.d.sync += self.o.payload[c].eq(
-                    Mux(floored > carried[1].act_max, carried[1].act_max, floored))
+                m.d.sync += self.o.payload[c].eq(Mux(floored > late.act_max, late.act_max, floored))
 
-        valid = self.i.valid
-        for stage in range(self.latency):
-            valid_reg = Signal(name=f"valid_d{stage + 1}")
-            with m.If(en):
-                m.d.sync += valid_reg.eq(valid)
-            valid = valid_reg
-        m.d.comb += self.o.valid.eq(valid)
+        m.d.comb += self.o.valid.eq(delay(m, en, self.i.valid, 1, self.latency, "valid"))
         return m

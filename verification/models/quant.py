@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rtl.vector.requantizer import SHIFT_MAX, SHIFT_MIN
+from rtl.vector.add import ADD_LEFT_SHIFT
+from rtl.vector.fixedpoint import SHIFT_MAX, SHIFT_MIN
 
 __all__ = [
     "INT8_MIN", "INT8_MAX", "INT32_MIN", "INT32_MAX", "SHIFT_MIN", "SHIFT_MAX",
@@ -37,8 +38,6 @@ __all__ = [
 
 INT8_MIN, INT8_MAX = -(1 << 7), (1 << 7) - 1
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
-#: Bits int8 ADD moves its inputs up by before rescaling them (TFLite's ``left_shift``).
-ADD_LEFT_SHIFT = 20
 
 _MULTIPLIER_MIN = 1 << 30
 
