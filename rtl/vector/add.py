@@ -1,11 +1,17 @@
 """Elementwise int8 ADD of two vectors, bit-exact with TFLite's int8 ADD kernel."""
 
-from amaranth import Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth import Signal, signed, unsigned
+from amaranth.lib import data
 
 from ..config import JalapenoConfig
-from .fixedpoint import SHIFT_WIDTH, delay, rescale, rescale_invalid
+from .fixedpoint import (
+    SHIFT_WIDTH,
+    RescalePipeline,
+    delay,
+    register_clamped,
+    rescale,
+    rescale_invalid,
+)
 
 __all__ = ["ElementwiseAdd", "add_in_layout", "ADD_LEFT_SHIFT"]
 
@@ -30,7 +36,7 @@ def add_in_layout(config: JalapenoConfig):
     })
 
 
-class ElementwiseAdd(wiring.Component):
+class ElementwiseAdd(RescalePipeline):
     """``cols`` lanes of TFLite's int8 ADD, one vector pair per cycle.
 
     Lane ``c`` computes :func:`verification.models.quant.add` of ``a[c]`` and ``b[c]`` with the
@@ -55,50 +61,19 @@ class ElementwiseAdd(wiring.Component):
     ----------
     i : In(stream.Signature(add_in_layout(config)))
         Pairs of int8 vectors with the ADD's quantization parameters.
-    o : Out(stream.Signature(ArrayLayout(signed(8), cols)))
-        int8 sums in the order their inputs were accepted.
-    error : Out(1)
-        Set, until reset, by an accepted beat whose parameters TFLite never produces: a shift
-        outside ``[SHIFT_MIN, SHIFT_MAX]``, a nonzero multiplier below ``2**30`` or
-        ``act_min > act_max``. Such a beat still produces an output, of unspecified value.
-
-    Raises
-    ------
-    TypeError
-        If ``config`` is not a :class:`JalapenoConfig`.
+    o, error
+        As in :class:`~rtl.vector.fixedpoint.RescalePipeline`.
     """
 
+    latency = 6
+
     def __init__(self, config: JalapenoConfig):
-        if not isinstance(config, JalapenoConfig):
-            raise TypeError(f"config must be a JalapenoConfig, not {config!r}")
-        self._config = config
-        super().__init__({
-            "i": In(stream.Signature(add_in_layout(config))),
-            "o": Out(stream.Signature(data.ArrayLayout(signed(config.in_width), config.cols))),
-            "error": Out(1),
-        })
+        super().__init__(config, add_in_layout)
 
-    @property
-    def latency(self):
-        """Enabled cycles from accepting an input pair to offering its output."""
-        return 6
-
-    def elaborate(self, platform):
-        m = Module()
+    def datapath(self, m, en):
         cfg = self._config
         width = cfg.acc_width
         p = self.i.payload.params
-        en = Signal()
-        m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en)]
-
-        bad = p.act_min > p.act_max
-        for operand in ("input1", "input2", "output"):
-            multiplier = p[f"{operand}_multiplier"]
-            shift = p[f"{operand}_shift"]
-            bad |= rescale_invalid(multiplier, shift, width)
-        with m.If(self.i.valid & en & bad):
-            m.d.sync += self.error.eq(1)
-
         # Bits of the parameters no later stage reads are left for synthesis to prune.
         params_shape = add_in_layout(cfg).members["params"]
         mid = delay(m, en, p, params_shape, 3, "params")
@@ -109,23 +84,21 @@ class ElementwiseAdd(wiring.Component):
             for operand, x in (("input1", self.i.payload.a[c]), ("input2", self.i.payload.b[c])):
                 moved = (x - p[f"{operand}_zero_point"]) << ADD_LEFT_SHIFT
                 scaled.append(rescale(m, en, moved, p[f"{operand}_multiplier"],
-                                       p[f"{operand}_shift"], width, f"{operand}_{c}"))
+                                      p[f"{operand}_shift"], width, f"{operand}_{c}"))
             total = Signal(signed(width), name=f"sum_{c}")
             with m.If(en):
                 m.d.sync += total.eq(scaled[0] + scaled[1])
 
             rescaled = rescale(m, en, total, mid.output_multiplier, mid.output_shift, width,
-                                f"output_{c}")
+                               f"output_{c}")
             # The model adds the output zero point without wrapping to int32: one more bit holds
             # the sum exactly, whatever the parameters.
             offset = Signal(signed(width + 1), name=f"offset_{c}")
-            floored = Signal(signed(width + 1), name=f"floored_{c}")
-            m.d.comb += [
-                offset.eq(rescaled + late.output_zero_point),
-                floored.eq(Mux(offset < late.act_min, late.act_min, offset)),
-            ]
-            with m.If(en):
-                m.d.sync += self.o.payload[c].eq(Mux(floored > late.act_max, late.act_max, floored))
+            m.d.comb += offset.eq(rescaled + late.output_zero_point)
+            register_clamped(m, en, self.o.payload[c], offset, late.act_min, late.act_max,
+                             f"lane{c}")
 
-        m.d.comb += self.o.valid.eq(delay(m, en, self.i.valid, 1, self.latency, "valid"))
-        return m
+        invalid = p.act_min > p.act_max
+        for operand in ("input1", "input2", "output"):
+            invalid |= rescale_invalid(p[f"{operand}_multiplier"], p[f"{operand}_shift"], width)
+        return invalid

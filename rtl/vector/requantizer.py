@@ -1,11 +1,17 @@
 """The requantizer: int32 accumulators to int8 outputs, bit-exact with TFLite."""
 
-from amaranth import Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth import Cat, Signal, signed, unsigned
+from amaranth.lib import data
 
 from ..config import JalapenoConfig
-from .fixedpoint import SHIFT_WIDTH, delay, rescale, rescale_invalid
+from .fixedpoint import (
+    SHIFT_WIDTH,
+    RescalePipeline,
+    delay,
+    register_clamped,
+    rescale,
+    rescale_invalid,
+)
 
 __all__ = ["Requantizer", "requant_in_layout"]
 
@@ -25,7 +31,7 @@ def requant_in_layout(config: JalapenoConfig):
     })
 
 
-class Requantizer(wiring.Component):
+class Requantizer(RescalePipeline):
     """``cols`` lanes of TFLite's int8 requantization, one vector per cycle.
 
     Lane ``c`` computes :func:`verification.models.quant.requantize` of ``data[c]`` with the
@@ -51,60 +57,28 @@ class Requantizer(wiring.Component):
     ----------
     i : In(stream.Signature(requant_in_layout(config)))
         Accumulator vectors with their requantization parameters.
-    o : Out(stream.Signature(ArrayLayout(signed(8), cols)))
-        int8 vectors in the order their inputs were accepted.
-    error : Out(1)
-        Set, until reset, by an accepted beat whose parameters TFLite never produces: a shift
-        outside ``[SHIFT_MIN, SHIFT_MAX]``, a nonzero multiplier below ``2**30`` or
-        ``act_min > act_max``. Such a beat still produces an output, of unspecified value.
-
-    Raises
-    ------
-    TypeError
-        If ``config`` is not a :class:`JalapenoConfig`.
+    o, error
+        As in :class:`~rtl.vector.fixedpoint.RescalePipeline`.
     """
 
+    latency = 3
+
     def __init__(self, config: JalapenoConfig):
-        if not isinstance(config, JalapenoConfig):
-            raise TypeError(f"config must be a JalapenoConfig, not {config!r}")
-        self._config = config
-        super().__init__({
-            "i": In(stream.Signature(requant_in_layout(config))),
-            "o": Out(stream.Signature(data.ArrayLayout(signed(config.in_width), config.cols))),
-            "error": Out(1),
-        })
+        super().__init__(config, requant_in_layout)
 
-    @property
-    def latency(self):
-        """Enabled cycles from accepting an input vector to offering its output."""
-        return 3
-
-    def elaborate(self, platform):
-        m = Module()
+    def datapath(self, m, en):
         cfg = self._config
         width = cfg.acc_width
         p = self.i.payload
-        en = Signal()
-        m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en)]
-
-        bad_lanes = Cat(rescale_invalid(p.params[c].multiplier, p.params[c].shift, width)
-                        for c in range(cfg.cols))
-        with m.If(self.i.valid & en & (bad_lanes.any() | (p.act_min > p.act_max))):
-            m.d.sync += self.error.eq(1)
-
         # Bits of the parameters no later stage reads are left for synthesis to prune.
         late = delay(m, en, p, requant_in_layout(cfg), 2, "params")
         for c in range(cfg.cols):
             lane = p.params[c]
             scaled = rescale(m, en, p.data[c], lane.multiplier, lane.shift, width, f"lane{c}")
             offset = Signal(signed(width), name=f"offset_{c}")  # wraps in int32, as TFLite
-            floored = Signal(signed(width), name=f"floored_{c}")
-            m.d.comb += [
-                offset.eq(scaled + late.params[c].zero_point),
-                floored.eq(Mux(offset < late.act_min, late.act_min, offset)),
-            ]
-            with m.If(en):
-                m.d.sync += self.o.payload[c].eq(Mux(floored > late.act_max, late.act_max, floored))
-
-        m.d.comb += self.o.valid.eq(delay(m, en, self.i.valid, 1, self.latency, "valid"))
-        return m
+            m.d.comb += offset.eq(scaled + late.params[c].zero_point)
+            register_clamped(m, en, self.o.payload[c], offset, late.act_min, late.act_max,
+                             f"lane{c}")
+        bad_lanes = Cat(rescale_invalid(p.params[c].multiplier, p.params[c].shift, width)
+                        for c in range(cfg.cols))
+        return bad_lanes.any() | (p.act_min > p.act_max)
