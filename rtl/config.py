@@ -37,6 +37,10 @@ class JalapenoConfig:
     read_fifo_depth : int
         Entries of the accumulator read-response buffer. Three keep one read per cycle flowing
         through the one-cycle memory latency.
+    max_row : int
+        Longest row, in elements, the vector unit's row operations (softmax, layernorm) take.
+        A row is streamed through the unit once per pass, so the limit is set by the widths of
+        the row sums, not by a buffer; 4096 is where TFLite's softmax sum would wrap.
 
     Raises
     ------
@@ -51,11 +55,15 @@ class JalapenoConfig:
     cols: int
     acc_depth: int
     read_fifo_depth: int = 3
+    max_row: int = 1024
 
     #: Width of weights and activations (TFLite int8).
     in_width = 8
     #: Width of partial sums and accumulators (TFLite int32).
     acc_width = 32
+    #: Width of a row-length field: lengths up to 8191, above every ``max_row``, so a length
+    #: over the configured maximum reaches the hardware and is flagged there.
+    row_length_width = 13
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.isidentifier():
@@ -66,6 +74,7 @@ class JalapenoConfig:
         if self.acc_depth & (self.acc_depth - 1):
             raise ValueError(f"acc_depth must be a power of two, not {self.acc_depth}")
         _check_int("read_fifo_depth", self.read_fifo_depth, minimum=3, maximum=16)
+        _check_int("max_row", self.max_row, minimum=1, maximum=4096)
 
     @property
     def acc_addr_width(self):

@@ -34,6 +34,9 @@ def make(**overrides):
     ({"read_fifo_depth": False}, TypeError, "read_fifo_depth must be an integer, not False"),
     ({"read_fifo_depth": 2}, ValueError, "read_fifo_depth must be between 3 and 16, not 2"),
     ({"read_fifo_depth": 17}, ValueError, "read_fifo_depth must be between 3 and 16, not 17"),
+    ({"max_row": 1.5}, TypeError, "max_row must be an integer, not 1.5"),
+    ({"max_row": 0}, ValueError, "max_row must be between 1 and 4096, not 0"),
+    ({"max_row": 4097}, ValueError, "max_row must be between 1 and 4096, not 4097"),
 ])
 def test_bad_parameter(overrides, error, message):
     with raises_exactly(error, message):
@@ -41,18 +44,20 @@ def test_bad_parameter(overrides, error, message):
 
 
 @pytest.mark.parametrize("overrides", [
-    {"rows": 1, "cols": 1, "acc_depth": 2, "read_fifo_depth": 3},
-    {"rows": 64, "cols": 64, "acc_depth": 65536, "read_fifo_depth": 16},
+    {"rows": 1, "cols": 1, "acc_depth": 2, "read_fifo_depth": 3, "max_row": 1},
+    {"rows": 64, "cols": 64, "acc_depth": 65536, "read_fifo_depth": 16, "max_row": 4096},
 ])
 def test_range_limits_accepted(overrides):
     cfg = make(**overrides)
-    assert (cfg.rows, cfg.cols, cfg.acc_depth, cfg.read_fifo_depth) == tuple(overrides.values())
+    assert tuple(getattr(cfg, key) for key in overrides) == tuple(overrides.values())
 
 
 def test_defaults_and_derived():
     cfg = make(acc_depth=512)
     assert cfg.name == "custom"
     assert cfg.read_fifo_depth == 3
+    assert cfg.max_row == 1024
+    assert (1 << cfg.row_length_width) - 1 > 4096
     assert (cfg.in_width, cfg.acc_width) == (8, 32)
     assert cfg.acc_addr_width == 9
     assert cfg.macs_per_cycle == 16
