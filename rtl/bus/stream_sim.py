@@ -150,7 +150,7 @@ def simulate(dut, *testbenches, background=(), timeout=10_000):
 
 def check_pipeline(dut, beats, expected, *, seed, idle=0.0, backpressure=0.0):
     """Stream ``beats`` through a one-in, one-out pipeline ``dut`` (ports ``i``, ``o`` and a
-    sticky ``error``) under seeded random idle cycles and backpressure, and require its outputs
+    sticky ``error`` and ``busy``) under seeded random idle cycles and backpressure, and require its outputs
     to be ``expected(beat)`` in order, nothing more, with ``error`` never raised."""
     stall_rng = random.Random(seed)
 
@@ -165,6 +165,7 @@ def check_pipeline(dut, beats, expected, *, seed, idle=0.0, backpressure=0.0):
         for _ in range(dut.latency + 1):
             await ctx.tick()
         assert not ctx.get(dut.o.valid), f"seed {seed}: an output too many"
+        assert not ctx.get(dut.busy), f"seed {seed}: busy with nothing in flight"
         assert not ctx.get(dut.error), f"seed {seed}: error raised by valid parameters"
 
     simulate(dut, drive, check)
@@ -172,8 +173,9 @@ def check_pipeline(dut, beats, expected, *, seed, idle=0.0, backpressure=0.0):
 
 def pipeline_timing(dut, beats, gaps):
     """Offer ``beats`` to ``dut.i`` after ``gaps`` idle cycles each, with ``dut.o.ready`` high;
-    require ``dut.i.ready`` never to drop and return the edges at which beats were taken and
-    the ``(edge, output)`` pairs offered."""
+    require ``dut.i.ready`` never to drop and ``dut.busy`` to be high exactly while a beat is in
+    flight, and return the edges at which beats were taken and the ``(edge, output)`` pairs
+    offered."""
     schedule = []
     for beat, gap in zip(beats, gaps, strict=True):
         schedule += [None] * gap + [beat]
@@ -186,9 +188,10 @@ def pipeline_timing(dut, beats, gaps):
             ctx.set(dut.i.valid, beat is not None)
             if beat is not None:
                 ctx.set(dut.i.payload, beat)
-            _, _, ready, valid, out = await ctx.tick().sample(dut.i.ready, dut.o.valid,
-                                                               dut.o.payload)
+            _, _, ready, valid, out, busy = await ctx.tick().sample(
+                dut.i.ready, dut.o.valid, dut.o.payload, dut.busy)
             assert ready
+            assert busy == (len(taken) > len(offered)), f"busy wrong at edge {edge}"
             if beat is not None:
                 taken.append(edge)
             if valid:

@@ -6,12 +6,12 @@ from amaranth.lib import data
 from ..config import JalapenoConfig
 from .fixedpoint import (
     SHIFT_WIDTH,
-    RescalePipeline,
     delay,
     register_clamped,
     rescale,
     rescale_invalid,
 )
+from .pipeline import VectorPipeline
 
 __all__ = ["ElementwiseAdd", "add_in_layout", "ADD_LEFT_SHIFT"]
 
@@ -36,7 +36,7 @@ def add_in_layout(config: JalapenoConfig):
     })
 
 
-class ElementwiseAdd(RescalePipeline):
+class ElementwiseAdd(VectorPipeline):
     """``cols`` lanes of TFLite's int8 ADD, one vector pair per cycle.
 
     Lane ``c`` computes :func:`verification.models.quant.add` of ``a[c]`` and ``b[c]`` with the
@@ -61,8 +61,8 @@ class ElementwiseAdd(RescalePipeline):
     ----------
     i : In(stream.Signature(add_in_layout(config)))
         Pairs of int8 vectors with the ADD's quantization parameters.
-    o, error
-        As in :class:`~rtl.vector.fixedpoint.RescalePipeline`.
+    o, error, busy
+        As in :class:`~rtl.vector.pipeline.VectorPipeline`.
     """
 
     latency = 6

@@ -5,15 +5,11 @@ requantization, ADD and the activation kernels; :func:`rescale` is its pipelined
 form, and :func:`rescale_invalid` flags the parameters TFLite never produces.
 """
 
-from amaranth import Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
-
-from ..config import JalapenoConfig
+from amaranth import Mux, Signal, signed, unsigned
 
 __all__ = [
     "SHIFT_MIN", "SHIFT_MAX", "SHIFT_WIDTH", "delay", "rescale", "rescale_invalid",
-    "register_clamped", "RescalePipeline",
+    "register_clamped",
 ]
 
 #: Shifts a rescale takes (TFLite's ``MultiplyByQuantizedMultiplier``): right by up to 31,
@@ -76,63 +72,3 @@ def register_clamped(m, en, target, value, low, high, name):
     m.d.comb += floored.eq(Mux(value < low, low, value))
     with m.If(en):
         m.d.sync += target.eq(Mux(floored > high, high, floored))
-
-
-class RescalePipeline(wiring.Component):
-    """The shell every TFLite-exact vector block shares: ``i`` in, int8 ``o`` out, a sticky
-    ``error`` flag and one pipeline enable.
-
-    Subclasses set :attr:`latency` and implement :meth:`datapath`; the shell stalls the whole
-    pipeline only while an output is offered and not taken (``i.ready`` is the enable), so
-    backpressure never loses or reorders data, and it delays ``valid`` by ``latency``.
-
-    Parameters
-    ----------
-    config : :class:`JalapenoConfig`
-        Design point (``cols``, ``acc_width``, ``in_width``).
-    in_layout : callable
-        Gives the payload layout of ``i`` for ``config``.
-
-    Attributes
-    ----------
-    i : In(stream.Signature(in_layout(config)))
-        Inputs with their quantization parameters.
-    o : Out(stream.Signature(ArrayLayout(signed(8), cols)))
-        int8 results in the order their inputs were accepted.
-    error : Out(1)
-        Set, until reset, by an accepted beat whose parameters TFLite never produces (a shift
-        outside ``[SHIFT_MIN, SHIFT_MAX]``, a nonzero multiplier below ``2**30``,
-        ``act_min > act_max``). Such a beat still produces an output, of unspecified value.
-
-    Raises
-    ------
-    TypeError
-        If ``config`` is not a :class:`JalapenoConfig`.
-    """
-
-    latency: int
-
-    def __init__(self, config: JalapenoConfig, in_layout):
-        if not isinstance(config, JalapenoConfig):
-            raise TypeError(f"config must be a JalapenoConfig, not {config!r}")
-        self._config = config
-        super().__init__({
-            "i": In(stream.Signature(in_layout(config))),
-            "o": Out(stream.Signature(data.ArrayLayout(signed(config.in_width), config.cols))),
-            "error": Out(1),
-        })
-
-    def datapath(self, m, en):
-        """Add the datapath to ``m``, advancing under ``en``; return the expression that is
-        true when the payload on ``i`` has invalid parameters."""
-        raise NotImplementedError
-
-    def elaborate(self, platform):
-        m = Module()
-        en = Signal()
-        m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en)]
-        invalid = self.datapath(m, en)
-        with m.If(self.i.valid & en & invalid):
-            m.d.sync += self.error.eq(1)
-        m.d.comb += self.o.valid.eq(delay(m, en, self.i.valid, 1, self.latency, "valid"))
-        return m

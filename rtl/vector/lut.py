@@ -49,6 +49,8 @@ class LutUnit(wiring.Component):
         Lookup vectors.
     o : Out(stream.Signature(ArrayLayout(signed(8), cols)))
         Results, in the order their lookups were accepted.
+    busy : Out(1)
+        High while an accepted lookup has not had its result taken.
     """
 
     def __init__(self, config: JalapenoConfig):
@@ -58,6 +60,7 @@ class LutUnit(wiring.Component):
             "table": In(stream.Signature(table_write_layout(config))),
             "i": In(stream.Signature(vector)),
             "o": Out(stream.Signature(vector)),
+            "busy": Out(1),
         })
 
     @property
@@ -73,6 +76,7 @@ class LutUnit(wiring.Component):
             en.eq(~self.o.valid | self.o.ready),
             self.i.ready.eq(en),
             self.table.ready.eq(1),
+            self.busy.eq(self.o.valid),
         ]
 
         for lane in range(cfg.cols):

@@ -6,12 +6,12 @@ from amaranth.lib import data
 from ..config import JalapenoConfig
 from .fixedpoint import (
     SHIFT_WIDTH,
-    RescalePipeline,
     delay,
     register_clamped,
     rescale,
     rescale_invalid,
 )
+from .pipeline import VectorPipeline
 
 __all__ = ["Requantizer", "requant_in_layout"]
 
@@ -31,7 +31,7 @@ def requant_in_layout(config: JalapenoConfig):
     })
 
 
-class Requantizer(RescalePipeline):
+class Requantizer(VectorPipeline):
     """``cols`` lanes of TFLite's int8 requantization, one vector per cycle.
 
     Lane ``c`` computes :func:`verification.models.quant.requantize` of ``data[c]`` with the
@@ -57,8 +57,8 @@ class Requantizer(RescalePipeline):
     ----------
     i : In(stream.Signature(requant_in_layout(config)))
         Accumulator vectors with their requantization parameters.
-    o, error
-        As in :class:`~rtl.vector.fixedpoint.RescalePipeline`.
+    o, error, busy
+        As in :class:`~rtl.vector.pipeline.VectorPipeline`.
     """
 
     latency = 3

@@ -4,16 +4,13 @@ Seeded random tiles and GEMMs, partial tiles, zero sizes, extremes and random st
 stream; and the utilization measurement that ``make bench`` reports.
 """
 
-import json
-import os
-from pathlib import Path
-
 import cocotb
 import numpy as np
 
 from verification.models.matrix_unit import Tile, tile_gemm
 
 from .matrix_unit_tb import TB, random_tile
+from .reports import write_report
 
 SEEDS = [11, 12, 13]
 
@@ -123,10 +120,6 @@ async def measure(tb, m, tiles=16):
     await tb.check_accumulator()
     return {"m": m, "tiles": tiles, "macs": tb.macs, "cycles": cycles,
             "utilization": tb.macs / (cycles * cfg.macs_per_cycle)}
-
-
-def write_report(name, report):
-    Path(os.environ["JALAPENO_OUT"], name).write_text(json.dumps(report, indent=2))
 
 
 @cocotb.test()
