@@ -1,8 +1,10 @@
 """``make bench``: performance of the RTL, measured in simulation, as tables, JSON and plots.
 
-For every preset the ``matrix_unit`` bench runs M = 256 over 16 consecutive full weight
-tiles with no stalls (the acceptance figure) and a sweep of M, and this script collects the
-cycle counts into ``build/bench/matrix_unit.json`` and ``build/bench/matrix_unit.png``.
+For every preset, the ``matrix_unit`` bench runs M = 256 over 16 consecutive full weight
+tiles with no stalls (the acceptance figure) and a sweep of M, collected into
+``build/bench/matrix_unit.json`` and ``.png``; the ``vector_unit`` bench streams 4,096
+elements through each elementwise operation and rows of 64, 256 and 1,024 elements through
+softmax and layernorm, collected into ``build/bench/vector_unit.json`` and ``.png``.
 """
 
 import argparse
@@ -16,12 +18,17 @@ from .toolchain import BUILD
 __all__ = ["main"]
 
 
-def _plot(reports, path):
+def _figure():
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
+    return plt
+
+
+def _plot_matrix_unit(reports, path):
+    plt = _figure()
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, report in reports.items():
         sweep = report["sweep"]
@@ -39,28 +46,53 @@ def _plot(reports, path):
     plt.close(fig)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description="Benchmark the RTL in simulation.")
-    parser.add_argument("--preset", choices=list(PRESETS), action="append",
-                        help="preset to measure (default: all)")
-    parser.add_argument("--sim", choices=SIMULATORS, default="verilator")
-    args = parser.parse_args(argv)
+def _plot_vector_unit(reports, path):
+    plt = _figure()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, op in zip(axes, ("softmax", "layernorm"), strict=True):
+        for name, report in reports.items():
+            points = report["rows"][op]
+            ax.plot([p["length"] for p in points], [p["cycles_per_row"] for p in points],
+                    marker="o", label=f"{name} ({report['cols']} lanes)")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log", base=2)
+        ax.set_xlabel("row length (elements)")
+        ax.set_ylabel("cycles per row")
+        ax.set_title(f"{op}: cycles per row, 4 rows back to back")
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
+
+def _matrix_unit(presets, sim, out_dir):
     reports = {}
-    for name in args.preset or PRESETS:
-        print(f"bench  matrix_unit {name} on {args.sim} ...", flush=True)
-        run = run_bench("matrix_unit", preset=name, sim=args.sim, quiet=True,
-                        test_filter="run_bench_")
+    for name in presets:
+        print(f"bench  matrix_unit {name} on {sim} ...", flush=True)
+        run = run_bench("matrix_unit", preset=name, sim=sim, quiet=True, test_filter="run_bench_")
         report = json.loads((run.out_dir / "utilization.json").read_text())
         report["sweep"] = json.loads((run.out_dir / "sweep.json").read_text())
         reports[name] = report
-
-    out_dir = BUILD / "bench"
-    out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "matrix_unit.json").write_text(json.dumps(
-        {"simulator": args.sim, "presets": reports}, indent=2))
-    _plot(reports, out_dir / "matrix_unit.png")
+        {"simulator": sim, "presets": reports}, indent=2))
+    _plot_matrix_unit(reports, out_dir / "matrix_unit.png")
+    return reports
 
+
+def _vector_unit(presets, sim, out_dir):
+    reports = {}
+    for name in presets:
+        print(f"bench  vector_unit {name} on {sim} ...", flush=True)
+        run = run_bench("vector_unit", preset=name, sim=sim, quiet=True, test_filter="run_bench_")
+        reports[name] = json.loads((run.out_dir / "throughput.json").read_text())
+    (out_dir / "vector_unit.json").write_text(json.dumps(
+        {"simulator": sim, "presets": reports}, indent=2))
+    _plot_vector_unit(reports, out_dir / "vector_unit.png")
+    return reports
+
+
+def _print_matrix_unit(reports):
     print()
     print("matrix unit, M = 256 over 16 full weight tiles, no stalls")
     print(f"{'preset':<8} {'array':>6} {'MACs':>9} {'cycles':>7} {'utilization':>12}")
@@ -73,9 +105,54 @@ def main(argv=None):
     print(f"{'preset':<8} " + " ".join(f"{m:>6}" for m in ms))
     for name, r in reports.items():
         print(f"{name:<8} " + " ".join(f"{p['utilization']:>6.3f}" for p in r["sweep"]))
+
+
+def _print_vector_unit(reports):
     print()
-    print(f"wrote {(out_dir / 'matrix_unit.json').relative_to(BUILD.parent)} and "
-          f"{(out_dir / 'matrix_unit.png').relative_to(BUILD.parent)}")
+    print("vector unit, 4,096-element streams, no stalls: elements per cycle / lanes")
+    ops = list(next(iter(reports.values()))["stream"])
+    print(f"{'preset':<8} {'lanes':>5} " + " ".join(f"{op:>11}" for op in ops))
+    for name, r in reports.items():
+        print(f"{name:<8} {r['cols']:>5} "
+              + " ".join(f"{r['stream'][op]['fraction_of_cols']:>11.4f}" for op in ops))
+    print()
+    print("row operations, 4 rows back to back: cycles per row = passes x ceil(N / lanes) "
+          "+ constant")
+    print(f"{'preset':<8} {'op':<10} {'N':>5} {'cycles/row':>11} {'passes':>7} "
+          f"{'pass':>5} {'constant':>9}")
+    for name, r in reports.items():
+        for op, points in r["rows"].items():
+            for p in points:
+                print(f"{name:<8} {op:<10} {p['length']:>5} {p['cycles_per_row']:>11.1f} "
+                      f"{p['passes']:>7} {p['pass_cycles']:>5} {p['constant_per_row']:>9.1f}")
+
+
+#: Benches ``make bench`` runs: how to collect each and how to print it.
+_BENCHES = {
+    "matrix_unit": (_matrix_unit, _print_matrix_unit),
+    "vector_unit": (_vector_unit, _print_vector_unit),
+}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Benchmark the RTL in simulation.")
+    parser.add_argument("--preset", choices=list(PRESETS), action="append",
+                        help="preset to measure (default: all)")
+    parser.add_argument("--bench", choices=list(_BENCHES), action="append",
+                        help="bench to run (default: all)")
+    parser.add_argument("--sim", choices=SIMULATORS, default="verilator")
+    args = parser.parse_args(argv)
+
+    out_dir = BUILD / "bench"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = {bench: _BENCHES[bench][0](args.preset or list(PRESETS), args.sim, out_dir)
+               for bench in args.bench or _BENCHES}
+    for bench, reports in results.items():
+        _BENCHES[bench][1](reports)
+    print()
+    for bench in results:
+        print(f"wrote {(out_dir / f'{bench}.json').relative_to(BUILD.parent)} and "
+              f"{(out_dir / f'{bench}.png').relative_to(BUILD.parent)}")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ __all__ = ["BENCHES", "SIMULATORS", "BenchFailure", "run_bench"]
 BENCHES = {
     "matrix_unit": ("matrix_unit", "verification.tb.test_matrix_unit"),
     "matrix_unit_demo": ("matrix_unit", "verification.tb.demo_matrix_unit"),
+    "vector_unit": ("vector_unit", "verification.tb.test_vector_unit"),
 }
 
 SIMULATORS = ("verilator", "icarus")

@@ -9,6 +9,7 @@ from amaranth.back import verilog
 
 from rtl.config import PRESETS, JalapenoConfig, preset
 from rtl.systolic.matrix_unit import MatrixUnit
+from rtl.vector.unit import VectorUnit
 
 from .toolchain import BUILD, apply
 
@@ -17,6 +18,7 @@ __all__ = ["TOPS", "make_top", "generate"]
 #: Every top that can be simulated or synthesized, by name: a factory taking the config.
 TOPS = {
     "matrix_unit": MatrixUnit,
+    "vector_unit": VectorUnit,
 }
 
 

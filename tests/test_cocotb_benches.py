@@ -1,10 +1,10 @@
 """Launch the cocotb benches from pytest: every preset on the selected simulator.
 
-``JALAPENO_SIM`` selects the simulator (``make test SIM=icarus``); each (simulator, preset)
-build runs in one xdist group so two workers never build the same model at once. On Icarus,
-which is an order of magnitude slower, only the verification tests (``run_test_*``) run: the
-performance measurements (``run_bench_*``) are cycle counts of the same RTL and run on
-Verilator.
+``JALAPENO_SIM`` selects the simulator (``make test SIM=icarus``); each (simulator, bench,
+preset) build runs in one xdist group so two workers never build the same model at once. On
+Icarus, which is an order of magnitude slower, only the verification tests (``run_test_*``)
+run: the performance measurements (``run_bench_*``) are cycle counts of the same RTL and run
+on Verilator.
 """
 
 import os
@@ -21,12 +21,13 @@ _BINARY = {"verilator": None, "icarus": "iverilog"}
 
 def _bench_param(bench, preset):
     return pytest.param(bench, preset, id=f"{bench}-{preset}-{SIM}",
-                        marks=pytest.mark.xdist_group(f"{SIM}-{preset}"))
+                        marks=pytest.mark.xdist_group(f"{SIM}-{bench}-{preset}"))
 
 
 @pytest.mark.cocotb
 @pytest.mark.parametrize(("bench", "preset"),
-                         [_bench_param("matrix_unit", preset) for preset in PRESETS])
+                         [_bench_param(bench, preset) for bench in ("matrix_unit", "vector_unit")
+                          for preset in PRESETS])
 def test_bench(bench, preset):
     binary = _BINARY[SIM]
     if binary and shutil.which(binary) is None:

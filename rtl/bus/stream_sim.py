@@ -149,9 +149,10 @@ def simulate(dut, *testbenches, background=(), timeout=10_000):
 
 
 def check_pipeline(dut, beats, expected, *, seed, idle=0.0, backpressure=0.0):
-    """Stream ``beats`` through a one-in, one-out pipeline ``dut`` (ports ``i``, ``o`` and a
-    sticky ``error`` and ``busy``) under seeded random idle cycles and backpressure, and require its outputs
-    to be ``expected(beat)`` in order, nothing more, with ``error`` never raised."""
+    """Stream ``beats`` through a one-in, one-out pipeline ``dut`` (ports ``i``, ``o``, a sticky
+    ``error`` and ``busy``) under seeded random idle cycles and backpressure, and require its
+    outputs to be ``expected(beat)`` in order, nothing more, with ``error`` never raised and
+    ``busy`` low once they are out."""
     stall_rng = random.Random(seed)
 
     async def drive(ctx):

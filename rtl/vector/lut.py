@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..config import JalapenoConfig
 
-__all__ = ["LutUnit", "table_write_layout"]
+__all__ = ["LutUnit", "table_write_layout", "lane_tables"]
 
 
 def table_write_layout(config: JalapenoConfig):
@@ -15,6 +15,32 @@ def table_write_layout(config: JalapenoConfig):
         "index": unsigned(config.in_width),
         "value": signed(config.in_width),
     })
+
+
+def lane_tables(m, table, shape, addresses, en):
+    """One 256-entry synchronous-read table per lane, all written from the stream ``table``
+    (``index``, ``value``; every write goes into every copy, at the edge that takes it).
+
+    Lane ``c`` reads entry ``addresses[c]`` at each edge where ``en`` is high and holds its
+    data otherwise, so a stalled pipeline keeps its looked-up values. Returns the lanes' read
+    data, one edge behind their addresses. Each lane needs a read port of its own, hence a
+    copy per lane.
+    """
+    data_out = []
+    for lane, address in enumerate(addresses):
+        mem = memory.Memory(shape=shape, depth=1 << len(table.payload.index), init=[])
+        m.submodules[f"table_{lane}"] = mem
+        wr = mem.write_port()
+        rd = mem.read_port()
+        m.d.comb += [
+            wr.addr.eq(table.payload.index),
+            wr.data.eq(table.payload.value),
+            wr.en.eq(table.valid),
+            rd.addr.eq(address),
+            rd.en.eq(en),
+        ]
+        data_out.append(rd.data)
+    return data_out
 
 
 class LutUnit(wiring.Component):
@@ -79,20 +105,11 @@ class LutUnit(wiring.Component):
             self.busy.eq(self.o.valid),
         ]
 
-        for lane in range(cfg.cols):
-            mem = memory.Memory(shape=signed(cfg.in_width), depth=1 << cfg.in_width, init=[])
-            m.submodules[f"table_{lane}"] = mem
-            wr = mem.write_port()
-            rd = mem.read_port()
-            m.d.comb += [
-                wr.addr.eq(self.table.payload.index),
-                wr.data.eq(self.table.payload.value),
-                wr.en.eq(self.table.valid),
-                # x + 128 in in_width bits is x with its sign bit flipped.
-                rd.addr.eq(self.i.payload[lane].as_unsigned() ^ (1 << (cfg.in_width - 1))),
-                rd.en.eq(en),
-                self.o.payload[lane].eq(rd.data),
-            ]
+        # x + 128 in in_width bits is x with its sign bit flipped.
+        flip = 1 << (cfg.in_width - 1)
+        results = lane_tables(m, self.table, signed(cfg.in_width),
+                              [x.as_unsigned() ^ flip for x in self.i.payload], en)
+        m.d.comb += [self.o.payload[lane].eq(result) for lane, result in enumerate(results)]
 
         with m.If(en):
             m.d.sync += self.o.valid.eq(self.i.valid)

@@ -6,7 +6,26 @@ from amaranth.lib.wiring import In, Out
 
 from ..config import JalapenoConfig
 
-__all__ = ["VectorPipeline"]
+__all__ = ["block_ports", "VectorPipeline"]
+
+
+def block_ports(config: JalapenoConfig, in_layout):
+    """The ports every vector block shares, as a signature dict: ``i`` carrying
+    ``in_layout(config)``, int8 ``o`` of ``cols`` lanes, a sticky ``error`` and ``busy``.
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not a :class:`JalapenoConfig`.
+    """
+    if not isinstance(config, JalapenoConfig):
+        raise TypeError(f"config must be a JalapenoConfig, not {config!r}")
+    return {
+        "i": In(stream.Signature(in_layout(config))),
+        "o": Out(stream.Signature(data.ArrayLayout(signed(config.in_width), config.cols))),
+        "error": Out(1),
+        "busy": Out(1),
+    }
 
 
 class VectorPipeline(wiring.Component):
@@ -47,15 +66,8 @@ class VectorPipeline(wiring.Component):
     latency: int
 
     def __init__(self, config: JalapenoConfig, in_layout):
-        if not isinstance(config, JalapenoConfig):
-            raise TypeError(f"config must be a JalapenoConfig, not {config!r}")
+        super().__init__(block_ports(config, in_layout))
         self._config = config
-        super().__init__({
-            "i": In(stream.Signature(in_layout(config))),
-            "o": Out(stream.Signature(data.ArrayLayout(signed(config.in_width), config.cols))),
-            "error": Out(1),
-            "busy": Out(1),
-        })
 
     def datapath(self, m, en):
         """Add the datapath to ``m``, advancing under ``en``; return the expression that is

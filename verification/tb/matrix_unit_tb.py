@@ -1,24 +1,17 @@
-# amaranth: UnusedElaboratable=no
-# (the unit is built only for its signature, to name the ports)
 """The matrix-unit testbench: clock, reset, stream drivers and the golden model in one place.
 
 Shared by the bench (``test_matrix_unit``) and the demo (``demo_matrix_unit``).
 """
 
-import os
-import random
 
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles
 
-from rtl.config import preset
 from rtl.systolic.matrix_unit import MatrixUnit
 from rtl.systolic.sequencer import tile_command_layout
-from sim.ports import Ports
 from verification.models.matrix_unit import MatrixUnitModel, Tile
 from verification.stimulus import random_int8
 
+from .base import BenchTB
 from .streams import Clocking, StreamSink, StreamSource, pack_lanes, unpack_lanes
 
 __all__ = ["TB", "random_tile"]
@@ -37,7 +30,7 @@ def random_tile(rng: np.random.Generator, config, *, m=None, k=None, n=None):
     )
 
 
-class TB:
+class TB(BenchTB):
     """Drives a ``matrix_unit`` top and keeps the golden model in step with it.
 
     Parameters
@@ -53,20 +46,14 @@ class TB:
     """
 
     def __init__(self, dut, *, seed, idle=0.0, backpressure=0.0):
-        self.dut = dut
-        self.seed = seed
-        self.config = preset(os.environ["JALAPENO_PRESET"])
-        self.rng = np.random.default_rng(seed)
-        pattern = random.Random(seed)
-        ports = Ports(dut, MatrixUnit(self.config).signature, top="matrix_unit")
+        super().__init__(dut, MatrixUnit, "matrix_unit", seed=seed)
+        ports, pattern = self.ports, self.pattern
         self.cmd = StreamSource(ports, "cmd", rng=pattern, idle=idle)
         self.weights = StreamSource(ports, "weights", rng=pattern, idle=idle)
         self.acts = StreamSource(ports, "acts", rng=pattern, idle=idle)
         self.read = StreamSource(ports, "read", rng=pattern, idle=idle)
         self.read_data = StreamSink(ports, "read_data", rng=pattern, backpressure=backpressure)
         self._sources = [self.cmd, self.weights, self.acts, self.read]
-        self._busy = ports("busy")
-        self._error = ports("error")
         self.clocking = Clocking(dut.clk, [*self._sources, self.read_data])
         self.model = MatrixUnitModel(self.config)
         self._cmd_layout = tile_command_layout(self.config)
@@ -78,10 +65,7 @@ class TB:
         Reset does not clear memories, and the tests of a module share one simulation, so the
         accumulator is zeroed with the unit itself: a ``K = 0`` tile over every row.
         """
-        Clock(self.dut.clk, 10, unit="ns").start()
-        self.dut.rst.value = 1
-        await ClockCycles(self.dut.clk, 2)
-        self.dut.rst.value = 0
+        await super().start()
         cfg = self.config
         self.submit([Tile(a=np.zeros((cfg.acc_depth, 0), np.int8),
                           w=np.zeros((0, cfg.cols), np.int8), acc_addr=0, accumulate=False)])
@@ -113,7 +97,7 @@ class TB:
         start = self.clocking.cycle
         pending = sum(s.pending for s in self._sources)
         await self.clocking.run(
-            lambda: not any(s.pending for s in self._sources) and not self._busy.value,
+            lambda: not any(s.pending for s in self._sources) and not self.busy,
             limit=limit or 20 * pending + 1000)
         return self.clocking.cycle - start
 
@@ -130,7 +114,7 @@ class TB:
     async def check_accumulator(self):
         """Read the whole accumulator and require it to equal the golden model bit for bit,
         with no command flagged as out of range."""
-        assert not self._error.value, f"seed {self.seed}: error flag set by valid commands"
+        assert not self.error, f"seed {self.seed}: error flag set by valid commands"
         got = await self.read_rows(0, self.config.acc_depth)
         bad = np.argwhere(got != self.model.acc)
         assert not len(bad), (
