@@ -37,6 +37,12 @@ class JalapenoConfig:
     read_fifo_depth : int
         Entries of the accumulator read-response buffer. Three keep one read per cycle flowing
         through the one-cycle memory latency.
+    bus_width : int
+        Data bits of the AXI4 master the DMA uses: 32, 64 or 128.
+    addr_width : int
+        Address bits of that master, 16 to 64.
+    spad_bytes : int
+        Bytes of the scratchpad, a power of two.
     max_row : int
         Longest row, in elements, the vector unit's row operations (softmax, layernorm) take.
         A row is streamed through the unit once per pass, so the limit is set by the widths of
@@ -55,6 +61,9 @@ class JalapenoConfig:
     cols: int
     acc_depth: int
     read_fifo_depth: int = 3
+    bus_width: int = 64
+    addr_width: int = 32
+    spad_bytes: int = 65536
     max_row: int = 1024
 
     #: Width of weights and activations (TFLite int8).
@@ -74,12 +83,28 @@ class JalapenoConfig:
         if self.acc_depth & (self.acc_depth - 1):
             raise ValueError(f"acc_depth must be a power of two, not {self.acc_depth}")
         _check_int("read_fifo_depth", self.read_fifo_depth, minimum=3, maximum=16)
+        if isinstance(self.bus_width, bool) or self.bus_width not in (32, 64, 128):
+            raise ValueError(f"bus_width must be 32, 64 or 128, not {self.bus_width!r}")
+        _check_int("addr_width", self.addr_width, minimum=16, maximum=64)
+        _check_int("spad_bytes", self.spad_bytes, minimum=1024, maximum=1 << 20)
+        if self.spad_bytes & (self.spad_bytes - 1):
+            raise ValueError(f"spad_bytes must be a power of two, not {self.spad_bytes}")
         _check_int("max_row", self.max_row, minimum=1, maximum=4096)
 
     @property
     def acc_addr_width(self):
         """Width of an accumulator row address."""
         return ceil_log2(self.acc_depth)
+
+    @property
+    def spad_addr_width(self):
+        """Width of a scratchpad byte address."""
+        return ceil_log2(self.spad_bytes)
+
+    @property
+    def bus_bytes(self):
+        """Bytes per beat of the AXI4 master."""
+        return self.bus_width // 8
 
     @property
     def macs_per_cycle(self):
@@ -90,9 +115,11 @@ class JalapenoConfig:
 #: Named design points. ``tiny`` fits the iCE40UP5K, ``default`` is the simulation target,
 #: ``large`` is the ECP5 candidate (its final size is chosen by measured GMAC/s).
 PRESETS = {
-    "tiny": JalapenoConfig(name="tiny", rows=4, cols=4, acc_depth=256),
+    "tiny": JalapenoConfig(name="tiny", rows=4, cols=4, acc_depth=256, bus_width=32,
+                           spad_bytes=8192),
     "default": JalapenoConfig(name="default", rows=8, cols=8, acc_depth=512),
-    "large": JalapenoConfig(name="large", rows=16, cols=16, acc_depth=1024),
+    "large": JalapenoConfig(name="large", rows=16, cols=16, acc_depth=1024, bus_width=128,
+                            spad_bytes=131072),
 }
 
 

@@ -34,6 +34,12 @@ def make(**overrides):
     ({"read_fifo_depth": False}, TypeError, "read_fifo_depth must be an integer, not False"),
     ({"read_fifo_depth": 2}, ValueError, "read_fifo_depth must be between 3 and 16, not 2"),
     ({"read_fifo_depth": 17}, ValueError, "read_fifo_depth must be between 3 and 16, not 17"),
+    ({"bus_width": 48}, ValueError, "bus_width must be 32, 64 or 128, not 48"),
+    ({"bus_width": True}, ValueError, "bus_width must be 32, 64 or 128, not True"),
+    ({"addr_width": 15}, ValueError, "addr_width must be between 16 and 64, not 15"),
+    ({"addr_width": "32"}, TypeError, "addr_width must be an integer, not '32'"),
+    ({"spad_bytes": 512}, ValueError, "spad_bytes must be between 1024 and 1048576, not 512"),
+    ({"spad_bytes": 3072}, ValueError, "spad_bytes must be a power of two, not 3072"),
     ({"max_row": 1.5}, TypeError, "max_row must be an integer, not 1.5"),
     ({"max_row": 0}, ValueError, "max_row must be between 1 and 4096, not 0"),
     ({"max_row": 4097}, ValueError, "max_row must be between 1 and 4096, not 4097"),
@@ -44,8 +50,10 @@ def test_bad_parameter(overrides, error, message):
 
 
 @pytest.mark.parametrize("overrides", [
-    {"rows": 1, "cols": 1, "acc_depth": 2, "read_fifo_depth": 3, "max_row": 1},
-    {"rows": 64, "cols": 64, "acc_depth": 65536, "read_fifo_depth": 16, "max_row": 4096},
+    {"rows": 1, "cols": 1, "acc_depth": 2, "read_fifo_depth": 3, "max_row": 1,
+     "bus_width": 32, "addr_width": 16, "spad_bytes": 1024},
+    {"rows": 64, "cols": 64, "acc_depth": 65536, "read_fifo_depth": 16, "max_row": 4096,
+     "bus_width": 128, "addr_width": 64, "spad_bytes": 1 << 20},
 ])
 def test_range_limits_accepted(overrides):
     cfg = make(**overrides)
@@ -57,6 +65,8 @@ def test_defaults_and_derived():
     assert cfg.name == "custom"
     assert cfg.read_fifo_depth == 3
     assert cfg.max_row == 1024
+    assert (cfg.bus_width, cfg.bus_bytes, cfg.addr_width) == (64, 8, 32)
+    assert (cfg.spad_bytes, cfg.spad_addr_width) == (65536, 16)
     assert (1 << cfg.row_length_width) - 1 > 4096
     assert (cfg.in_width, cfg.acc_width) == (8, 32)
     assert cfg.acc_addr_width == 9
@@ -96,7 +106,7 @@ def test_frozen(field):
     cfg = preset("tiny")
     with raises_exactly(dataclasses.FrozenInstanceError, f"cannot assign to field {field!r}"):
         setattr(cfg, field, 2)
-    assert cfg == JalapenoConfig(name="tiny", rows=4, cols=4, acc_depth=cfg.acc_depth)
+    assert (cfg.name, cfg.rows, cfg.cols, cfg.acc_depth, cfg.in_width) == ("tiny", 4, 4, 256, 8)
 
 
 def test_equal_configs_hash_equal():
