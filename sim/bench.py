@@ -58,7 +58,7 @@ def _plot_vector_unit(reports, path):
         ax.set_yscale("log", base=2)
         ax.set_xlabel("row length (elements)")
         ax.set_ylabel("cycles per row")
-        ax.set_title(f"{op}: cycles per row, 4 rows back to back")
+        ax.set_title(f"{op}: cycles per row, rows back to back")
         ax.grid(True, alpha=0.3)
         ax.legend()
     fig.tight_layout()
@@ -116,8 +116,8 @@ def _print_vector_unit(reports):
         print(f"{name:<8} {r['cols']:>5} "
               + " ".join(f"{r['stream'][op]['fraction_of_cols']:>11.4f}" for op in ops))
     print()
-    print("row operations, 4 rows back to back: cycles per row = passes x ceil(N / lanes) "
-          "+ constant")
+    print("row operations in steady state ((5 rows - 1 row) / 4): cycles per row = "
+          "passes x ceil(N / lanes) + constant")
     print(f"{'preset':<8} {'op':<10} {'N':>5} {'cycles/row':>11} {'passes':>7} "
           f"{'pass':>5} {'constant':>9}")
     for name, r in reports.items():

@@ -11,6 +11,7 @@ from rtl.config import PRESETS, JalapenoConfig, preset
 from rtl.systolic.matrix_unit import MatrixUnit
 from rtl.vector.unit import VectorUnit
 
+from .axi_copy import AxiCopy
 from .toolchain import BUILD, apply
 
 __all__ = ["TOPS", "make_top", "generate"]
@@ -19,6 +20,7 @@ __all__ = ["TOPS", "make_top", "generate"]
 TOPS = {
     "matrix_unit": MatrixUnit,
     "vector_unit": VectorUnit,
+    "axi_copy": AxiCopy,
 }
 
 

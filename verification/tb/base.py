@@ -5,6 +5,7 @@ port lookup, and the clock and reset."""
 
 import os
 import random
+from functools import cached_property
 
 import numpy as np
 from cocotb.clock import Clock
@@ -38,7 +39,7 @@ class BenchTB:
     pattern : random.Random
     ports : :class:`sim.ports.Ports`
     busy, error : bool
-        The top's ``busy`` and ``error`` outputs, now.
+        The top's ``busy`` and ``error`` outputs, now (for tops that have them).
     """
 
     def __init__(self, dut, component, top, *, seed):
@@ -48,8 +49,14 @@ class BenchTB:
         self.rng = np.random.default_rng(seed)
         self.pattern = random.Random(seed)
         self.ports = Ports(dut, component(self.config).signature, top=top)
-        self._busy = self.ports("busy")
-        self._error = self.ports("error")
+
+    @cached_property
+    def _busy(self):
+        return self.ports("busy")
+
+    @cached_property
+    def _error(self):
+        return self.ports("error")
 
     @property
     def busy(self):
