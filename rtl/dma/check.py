@@ -1,0 +1,133 @@
+"""The up-front check of a whole descriptor, before any of its bursts exists."""
+
+from amaranth import Cat, Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .descriptor import (
+    ROWS_WIDTH,
+    DmaError,
+    beat_shift,
+    check_config,
+    checked_layout,
+    descriptor_layout,
+)
+
+__all__ = ["DescriptorCheck"]
+
+
+class DescriptorCheck(wiring.Component):
+    """Takes one descriptor at a time and finds whether all of it may run.
+
+    A descriptor touches external bytes from ``ext_addr`` up to the end of the last beat of its
+    last row, ``ext_addr + (rows - 1) * ext_stride + ceil(row_bytes / bus_bytes) * bus_bytes``
+    (strides are unsigned, so the first and last rows bound it), and scratchpad bytes from
+    ``spad_addr`` up to ``spad_addr + (rows - 1) * spad_stride + row_bytes``. Both products come
+    from a shift-and-add over the bits of ``rows - 1``, least significant first, one bit per
+    cycle and stopping after the highest set one, so no multiplier is built: the result is
+    offered on ``checked`` ``bit_length(rows - 1)`` cycles after the one following the edge
+    that takes ``desc`` (at once for one row, 16 cycles later at most).
+
+    The outcome, in order of precedence: ``empty`` (zero ``rows`` or ``row_bytes``, code
+    ``NONE``, nothing else checked); ``MISALIGNED`` (an address or stride not a multiple of
+    ``bus_bytes``, whatever ``rows`` is); ``WINDOW`` (the external extent not inside
+    ``[window_base, window_limit)``, compared while the result is offered); ``SPAD_RANGE``
+    (the scratchpad extent past ``spad_bytes``); else ``NONE``.
+
+    Parameters
+    ----------
+    config : :class:`JalapenoConfig`
+        Design point (``addr_width``, ``bus_width``, ``spad_bytes``).
+
+    Attributes
+    ----------
+    desc : In(stream.Signature(descriptor_layout(config)))
+        Descriptors; ready while nothing is held and ``flush`` is low.
+    checked : Out(stream.Signature(checked_layout(config)))
+        Each descriptor with its outcome.
+    window_base, window_limit : In(addr_width)
+        The external window, ``[base, limit)`` in bytes.
+    flush : In(1)
+        Drops the held descriptor and takes none.
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not a :class:`JalapenoConfig`.
+    """
+
+    def __init__(self, config):
+        check_config(config)
+        self._config = config
+        super().__init__({
+            "desc": In(stream.Signature(descriptor_layout(config))),
+            "checked": Out(stream.Signature(checked_layout(config))),
+            "window_base": In(config.addr_width),
+            "window_limit": In(config.addr_width),
+            "flush": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._config
+        shift = beat_shift(cfg)
+        extra = ROWS_WIDTH + 2  # room for (rows - 1) * stride plus a row, never wrapping
+
+        desc = Signal(descriptor_layout(cfg))
+        held = Signal()
+        count = Signal(ROWS_WIDTH)  # the bits of rows - 1 not yet added in
+        ext_end = Signal(cfg.addr_width + extra)
+        spad_end = Signal(cfg.spad_addr_width + extra)
+        ext_step = Signal(cfg.addr_width + ROWS_WIDTH)
+        spad_step = Signal(cfg.spad_addr_width + ROWS_WIDTH)
+
+        empty = (desc.rows == 0) | (desc.row_bytes == 0)
+        ready = held & ((count == 0) | empty)
+        misaligned = Cat(desc.ext_addr[:shift], desc.ext_stride[:shift],
+                         desc.spad_addr[:shift], desc.spad_stride[:shift]).any()
+        outside = (desc.ext_addr < self.window_base) | (ext_end > self.window_limit)
+        code = Signal(DmaError)
+        with m.If(empty):
+            m.d.comb += code.eq(DmaError.NONE)
+        with m.Elif(misaligned):
+            m.d.comb += code.eq(DmaError.MISALIGNED)
+        with m.Elif(outside):
+            m.d.comb += code.eq(DmaError.WINDOW)
+        with m.Elif(spad_end > cfg.spad_bytes):
+            m.d.comb += code.eq(DmaError.SPAD_RANGE)
+        with m.Else():
+            m.d.comb += code.eq(DmaError.NONE)
+
+        m.d.comb += [
+            self.checked.valid.eq(ready & ~self.flush),
+            self.checked.payload.desc.eq(desc),
+            self.checked.payload.code.eq(code),
+            self.checked.payload.empty.eq(empty),
+            self.desc.ready.eq((~held | (ready & self.checked.ready)) & ~self.flush),
+        ]
+
+        with m.If(held & (count != 0)):
+            with m.If(count[0]):
+                m.d.sync += [ext_end.eq(ext_end + ext_step),
+                             spad_end.eq(spad_end + spad_step)]
+            m.d.sync += [count.eq(count >> 1),
+                         ext_step.eq(ext_step << 1),
+                         spad_step.eq(spad_step << 1)]
+
+        with m.If(self.checked.valid & self.checked.ready):
+            m.d.sync += held.eq(0)
+        p = self.desc.payload
+        beats = (p.row_bytes + cfg.bus_bytes - 1) >> shift
+        with m.If(self.desc.valid & self.desc.ready):
+            m.d.sync += [
+                desc.eq(p),
+                held.eq(1),
+                count.eq(Mux(p.rows == 0, 0, p.rows - 1)),
+                ext_end.eq(p.ext_addr + (beats << shift)),
+                spad_end.eq(p.spad_addr + p.row_bytes),
+                ext_step.eq(p.ext_stride),
+                spad_step.eq(p.spad_stride),
+            ]
+        with m.If(self.flush):
+            m.d.sync += held.eq(0)
+        return m

@@ -1,0 +1,111 @@
+"""DMA descriptors and error codes, and the layouts the DMA engines pass between their parts.
+
+These are the one definition of the descriptor format: the core's decoder, the compiler and the
+tests all build descriptors from :func:`descriptor_layout` and read outcomes as
+:class:`DmaError`.
+"""
+
+from amaranth import unsigned
+from amaranth.lib import data, enum
+from amaranth.utils import exact_log2
+
+from ..bus.axi import AXI4Signature
+from ..config import JalapenoConfig
+
+__all__ = [
+    "DmaError", "ROWS_WIDTH", "ROW_BYTES_WIDTH", "descriptor_layout", "checked_layout",
+    "burst_layout", "check_config", "axi_signature", "beat_shift",
+]
+
+#: Width of the ``rows`` field of a descriptor.
+ROWS_WIDTH = 16
+#: Width of the ``row_bytes`` field of a descriptor.
+ROW_BYTES_WIDTH = 16
+
+
+class DmaError(enum.Enum, shape=3):
+    """The outcome of one descriptor, as an engine reports it on ``done``.
+
+    ``MISALIGNED``, ``WINDOW`` and ``SPAD_RANGE`` are found before the descriptor issues any
+    burst; ``WINDOW`` also if the window changes under a running descriptor so that its next
+    burst would leave it. ``SLVERR`` and ``DECERR`` are bus error responses (``RRESP`` of any
+    beat, ``BRESP``).
+    """
+
+    NONE = 0
+    #: ``ext_addr``, ``ext_stride``, ``spad_addr`` or ``spad_stride`` is not a multiple of
+    #: ``bus_bytes``.
+    MISALIGNED = 1
+    #: A burst would reach outside ``[window_base, window_limit)``.
+    WINDOW = 2
+    SLVERR = 3
+    DECERR = 4
+    #: A row would reach past the end of the scratchpad.
+    SPAD_RANGE = 5
+
+
+def check_config(config):
+    """Raise ``TypeError`` unless ``config`` is a :class:`JalapenoConfig`."""
+    if not isinstance(config, JalapenoConfig):
+        raise TypeError(f"config must be a JalapenoConfig, not {config!r}")
+
+
+def beat_shift(config: JalapenoConfig):
+    """``log2(bus_bytes)``: the ``AxSIZE`` of every burst, and the low address bits that must
+    be zero."""
+    return exact_log2(config.bus_bytes)
+
+
+def axi_signature(config: JalapenoConfig):
+    """The AXI4 master port of the DMA: ``addr_width`` and ``bus_width`` of ``config``, one
+    ID bit (every transaction uses ID 0)."""
+    return AXI4Signature(addr_width=config.addr_width, data_width=config.bus_width, id_width=1)
+
+
+def descriptor_layout(config: JalapenoConfig):
+    """One 2-D transfer: ``rows`` rows of ``row_bytes`` bytes each.
+
+    Row ``r`` starts at external byte address ``ext_addr + r * ext_stride`` and at scratchpad
+    byte address ``spad_addr + r * spad_stride``. Addresses and strides must be multiples of
+    ``bus_bytes``; ``row_bytes`` may be anything (the last beat of a row carries partial
+    strobes). Zero ``rows`` or zero ``row_bytes`` is a transfer of nothing.
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not a :class:`JalapenoConfig`.
+    """
+    check_config(config)
+    return data.StructLayout({
+        "ext_addr": unsigned(config.addr_width),
+        "spad_addr": unsigned(config.spad_addr_width),
+        "rows": unsigned(ROWS_WIDTH),
+        "row_bytes": unsigned(ROW_BYTES_WIDTH),
+        "ext_stride": unsigned(config.addr_width),
+        "spad_stride": unsigned(config.spad_addr_width),
+    })
+
+
+def checked_layout(config: JalapenoConfig):
+    """A descriptor after :class:`~rtl.dma.check.DescriptorCheck`: the descriptor, its
+    up-front ``code`` and whether it moves nothing (``empty``, then ``code`` is ``NONE``)."""
+    return data.StructLayout({
+        "desc": descriptor_layout(config),
+        "code": DmaError,
+        "empty": 1,
+    })
+
+
+def burst_layout(config: JalapenoConfig, *, ext=True):
+    """One INCR burst of a descriptor: external ``addr`` (left out when ``ext`` is false, for
+    the engines' in-flight bookkeeping), ``len`` (``AxLEN``, beats - 1), the scratchpad byte
+    address ``spad`` of its first beat, ``tail`` (the strobes of its last beat) and ``last``
+    (the last burst of its descriptor)."""
+    fields = {"addr": unsigned(config.addr_width)} if ext else {}
+    fields.update({
+        "len": unsigned(8),
+        "spad": unsigned(config.spad_addr_width),
+        "tail": unsigned(config.bus_bytes),
+        "last": 1,
+    })
+    return data.StructLayout(fields)

@@ -1,0 +1,347 @@
+"""The scratchpad: banked int8 SRAM between the DMA, the compute units and the accumulator."""
+
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, fifo, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from ..config import JalapenoConfig
+
+__all__ = ["Scratchpad", "dma_write_layout"]
+
+# What a DMA read response is made of, in request order.
+_SPAD, _ACC, _ZERO = range(3)
+
+
+def dma_write_layout(config: JalapenoConfig):
+    """Payload of one DMA write: a ``bus_bytes``-aligned scratchpad byte ``addr``, one bus
+    word of ``data`` (byte ``k`` in bits ``8k`` up) and its byte strobes ``strb``."""
+    return data.StructLayout({
+        "addr": unsigned(config.spad_addr_width),
+        "data": unsigned(config.bus_width),
+        "strb": unsigned(config.bus_bytes),
+    })
+
+
+class Scratchpad(wiring.Component):
+    """``spad_bytes`` of int8 SRAM that serves one array vector per cycle while the DMA writes a
+    bus word per cycle, and a DMA read port into both it and the accumulator memory.
+
+    The bytes are split into ``banks`` banks of consecutive addresses (bank ``b`` holds
+    ``[b * bank_bytes, (b + 1) * bank_bytes)``; two halves by default, as every bank adds its
+    own read-data multiplexer and read-during-write logic). A bank is lines of
+    ``line_bytes = max(vector_pitch, bus_bytes)`` bytes in one memory with one write port (byte
+    enables) and one synchronous read port: one block-RAM copy, no duplication. A vector is
+    ``vector_bytes = max(rows, cols)`` bytes at a ``vector_pitch``-aligned address
+    (``vector_pitch`` is ``vector_bytes`` rounded up to a power of two, so equal to it on every
+    preset), and never straddles two lines, so it is one line read; a bus word is one line
+    write and one line read.
+
+    Each cycle, every bank takes one write and one read. DMA writes own the write ports and are
+    always ready. Compute and DMA reads share the read ports and conflict only in the same
+    bank: the compute read wins and the DMA read waits, except that a DMA read that has lost
+    :attr:`DMA_READ_MAX_WAIT` cycles in a row wins the next conflict (the compute read waits
+    that one cycle), so neither port starves. A compiler that keeps the vectors being computed
+    and the data being stored in different banks never sees a conflict. A read accepted at the
+    same edge as a write to its bytes returns the old bytes; one accepted at a later edge sees
+    the new ones. Nothing is ever lost or corrupted by a conflict: the losing port's
+    ``ready`` is low and it retries. So each read port's ``ready`` depends combinationally on
+    the other's ``valid`` and address, and ``vec_r.ready`` on ``vec_data.ready``.
+
+    DMA reads address two spaces, by the top bit of ``dma_r.payload``
+    (:attr:`dma_addr_width` bits): below :attr:`acc_base` (``spad_bytes`` whenever the
+    accumulator is no larger than the scratchpad, as on every preset) the scratchpad, from
+    :attr:`acc_base` up the accumulator memory, read through ``acc_read``/``acc_data``. There,
+    accumulator row ``r`` lies at offset ``r * acc_row_pitch``, its lane ``c`` at ``+4c`` as a
+    little-endian int32; ``acc_row_pitch`` is ``cols * 4`` rounded up to a power of two and the
+    padding reads as zeros. A bus word wider than a row holds ``bus_bytes // acc_row_pitch``
+    consecutive rows (read one per cycle); a row wider than a bus word is read again for each
+    of its words, so either way a word takes as many accumulator reads as rows it touches.
+    Responses of both spaces leave in request order: a scratchpad word two cycles after the
+    edge that accepted it, an accumulator word as soon as its rows arrive, at most
+    :attr:`DMA_READ_DEPTH` requests in flight.
+
+    A misaligned address on any port, or a DMA read outside both spaces, sets the sticky
+    ``error`` flag when accepted: such a write writes nothing, such a read returns zeros, in
+    order, and neither ever hangs. Ports other than ``dma_r`` are ``spad_addr_width`` wide,
+    so every aligned address on them is in range.
+
+    Parameters
+    ----------
+    config : :class:`JalapenoConfig`
+        Design point (``rows``, ``cols``, ``bus_width``, ``spad_bytes``, ``acc_depth``).
+    banks : int
+        Number of banks, a power of two; each must hold at least one line.
+
+    Attributes
+    ----------
+    dma_w : In(stream.Signature(dma_write_layout(config)))
+        DMA writes, one bus word per cycle with byte strobes; always ready. A write lands at
+        the edge that accepts it.
+    dma_r : In(stream.Signature(dma_addr_width))
+        DMA read requests, bus-word byte addresses in the scratchpad or accumulator space.
+    dma_rdata : Out(stream.Signature(bus_width))
+        DMA read responses, one per request, in request order.
+    vec_r : In(stream.Signature(spad_addr_width))
+        Compute read requests, ``vector_pitch``-aligned byte addresses.
+    vec_data : Out(stream.Signature(ArrayLayout(signed(8), vector_bytes)))
+        Vectors, element ``i`` from byte ``addr + i``, in request order, offered the cycle
+        after the edge that accepted the request (:attr:`latency`).
+    acc_read : Out(stream.Signature(acc_addr_width))
+        Row reads of the accumulator memory (the matrix unit's ``read``).
+    acc_data : In(stream.Signature(ArrayLayout(signed(32), cols)))
+        Its rows, in order (the matrix unit's ``read_data``).
+    error : Out(1)
+        Sticky until reset: a misaligned or out-of-range address was accepted.
+    vector_bytes, vector_pitch : int
+        Bytes of a vector, ``max(rows, cols)``, and their alignment, the power of two at or
+        above.
+    line_bytes, banks, bank_bytes : int
+        Bytes of a memory line, ``max(vector_pitch, bus_bytes)``; number and size of the banks.
+    acc_row_pitch, acc_bytes, acc_base : int
+        Bytes per accumulator row in the DMA read space, ``cols * 4`` rounded up to a power of
+        two; bytes of all rows; the address of row 0, the power of two at or above both
+        ``spad_bytes`` and ``acc_bytes``.
+    dma_addr_width : int
+        Width of a DMA read address, ``log2(acc_base) + 1``.
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not a :class:`JalapenoConfig` or ``banks`` not an integer.
+    ValueError
+        If ``banks`` is not a power of two or leaves a bank without a line, or the
+        accumulator memory is smaller than one bus word.
+    """
+
+    #: Conflicts in a row a DMA read loses to compute reads before it wins one.
+    DMA_READ_MAX_WAIT = 7
+    #: Entries of the DMA read response order queue: requests in flight before ``dma_r``
+    #: stalls. Four cover the accumulator's two-cycle read latency at one word per cycle.
+    DMA_READ_DEPTH = 4
+
+    def __init__(self, config: JalapenoConfig, *, banks=2):
+        if not isinstance(config, JalapenoConfig):
+            raise TypeError(f"config must be a JalapenoConfig, not {config!r}")
+        if isinstance(banks, bool) or not isinstance(banks, int):
+            raise TypeError(f"banks must be an integer, not {banks!r}")
+        self._config = config
+        self.vector_bytes = max(config.rows, config.cols)
+        self.vector_pitch = 1 << ceil_log2(self.vector_bytes)
+        self.line_bytes = max(self.vector_pitch, config.bus_bytes)
+        max_banks = config.spad_bytes // self.line_bytes
+        if not 1 <= banks <= max_banks or banks & (banks - 1):
+            raise ValueError(
+                f"banks must be a power of two from 1 to {max_banks}, not {banks}")
+        self.banks = banks
+        self.bank_bytes = config.spad_bytes // banks
+        self.acc_row_pitch = 1 << ceil_log2(config.cols * config.acc_width // 8)
+        self.acc_bytes = config.acc_depth * self.acc_row_pitch
+        if self.acc_bytes < config.bus_bytes:
+            raise ValueError(
+                f"the accumulator memory ({config.acc_depth} rows of {self.acc_row_pitch} "
+                f"bytes) must be at least one bus word ({config.bus_bytes} bytes)")
+        self.acc_base = 1 << max(config.spad_addr_width, ceil_log2(self.acc_bytes))
+        self.dma_addr_width = ceil_log2(self.acc_base) + 1
+
+        int8 = signed(config.in_width)
+        super().__init__({
+            "dma_w": In(stream.Signature(dma_write_layout(config))),
+            "dma_r": In(stream.Signature(self.dma_addr_width)),
+            "dma_rdata": Out(stream.Signature(config.bus_width)),
+            "vec_r": In(stream.Signature(config.spad_addr_width)),
+            "vec_data": Out(stream.Signature(data.ArrayLayout(int8, self.vector_bytes))),
+            "acc_read": Out(stream.Signature(config.acc_addr_width)),
+            "acc_data": In(stream.Signature(
+                data.ArrayLayout(signed(config.acc_width), config.cols))),
+            "error": Out(1),
+        })
+
+    @property
+    def config(self):
+        return self._config
+
+    @property
+    def latency(self):
+        """Cycles from the edge accepting a ``vec_r`` request to the one its vector can leave."""
+        return 1
+
+    def _split(self, addr):
+        """Bank, line within the bank and byte within the line of a scratchpad address."""
+        line_bits = ceil_log2(self.line_bytes)
+        bank_bits = line_bits + ceil_log2(self.bank_bytes // self.line_bytes)
+        return (addr[bank_bits:self._config.spad_addr_width], addr[line_bits:bank_bits],
+                addr[:line_bits])
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._config
+        bus, line = cfg.bus_width, self.line_bytes * 8
+        words = self.line_bytes // cfg.bus_bytes
+        bus_bits, pitch_bits = ceil_log2(cfg.bus_bytes), ceil_log2(self.vector_pitch)
+
+        # Compute reads: request decode, and a bank read whose data the next cycle either leaves
+        # on vec_data or is kept in `held` (the read port may serve the DMA in that cycle).
+        v_bank, v_line, v_byte = self._split(self.vec_r.payload)
+        v_ok = v_byte[:pitch_bits] == 0
+        v_issue = Signal()
+        v_s1, v_s1_zero, v_held = Signal(), Signal(), Signal()
+        v_s1_bank, v_s1_slot = Signal.like(v_bank), Signal(range(line // 8 // self.vector_pitch))
+        v_held_data = Signal(8 * self.vector_bytes)
+        v_free = ~self.vec_data.valid | self.vec_data.ready
+
+        # DMA reads: decode into the scratchpad or accumulator space, or an error.
+        addr = self.dma_r.payload
+        high, low = addr[-1], addr[:-1]
+        d_bank, d_line, d_byte = self._split(low)
+        d_aligned = addr[:bus_bits] == 0
+        d_spad = ~high & (low < cfg.spad_bytes) & d_aligned
+        d_acc = high & (low < self.acc_bytes) & d_aligned
+        d_s1, d_s1_bank = Signal(), Signal.like(d_bank)
+        d_s1_word = Signal(range(words))
+        tag_layout = data.StructLayout({"kind": 2, "word": range(max(
+            1, self.acc_row_pitch // cfg.bus_bytes))})
+        m.submodules.order = order = fifo.SyncFIFO(
+            width=tag_layout.size, depth=self.DMA_READ_DEPTH)
+        # Scratchpad words wait here for their turn; a read issues only if its word will fit,
+        # and three entries keep one word per cycle flowing through the memory latency.
+        m.submodules.spad_words = spad_words = fifo.SyncFIFO(width=bus, depth=3)
+        spad_room = spad_words.level + d_s1 < spad_words.depth
+
+        # Bank arbitration between the two readers.
+        v_wants = self.vec_r.valid & v_ok & v_free
+        d_wants = self.dma_r.valid & d_spad & order.w_rdy & spad_room
+        waited = Signal(range(self.DMA_READ_MAX_WAIT + 1))
+        conflict = v_wants & d_wants & (v_bank == d_bank)
+        d_first = waited == self.DMA_READ_MAX_WAIT
+        v_go = v_wants & ~(conflict & d_first)
+        d_go = d_wants & ~(conflict & ~d_first)
+        with m.If(d_go):
+            m.d.sync += waited.eq(0)
+        with m.Elif(conflict):
+            m.d.sync += waited.eq(waited + 1)
+
+        w_bank, w_line, w_byte = self._split(self.dma_w.payload.addr)
+        w_ok = w_byte[:bus_bits] == 0
+        w_word = w_byte[bus_bits:]
+        # Read ports are not transparent: a read at the edge of a write to its line gets the old
+        # line (Yosys keeps that on iCE40 and ECP5 by delaying the write a cycle, with a bypass).
+        bank_data = []
+        for b in range(self.banks):
+            mem = memory.Memory(shape=unsigned(line), depth=self.bank_bytes * 8 // line, init=[])
+            m.submodules[f"bank_{b}"] = mem
+            wr = mem.write_port(granularity=8)
+            rd = mem.read_port()
+            strobes = [Mux(w_word == k, self.dma_w.payload.strb, 0) for k in range(words)]
+            m.d.comb += [
+                wr.addr.eq(w_line),
+                wr.data.eq(Cat([self.dma_w.payload.data] * words)),
+                wr.en.eq(Mux(self.dma_w.valid & w_ok & (w_bank == b), Cat(strobes), 0)),
+                rd.addr.eq(Mux(v_go & (v_bank == b), v_line, d_line)),
+            ]
+            bank_data.append(rd.data)
+        bank_data = Array(bank_data)
+
+        # Compute read output.
+        fresh = Signal(8 * self.vector_bytes)
+        m.d.comb += [
+            v_issue.eq(self.vec_r.valid & self.vec_r.ready),
+            self.vec_r.ready.eq(v_free & (v_go | ~v_ok)),
+            fresh.eq(Mux(v_s1_zero, 0, bank_data[v_s1_bank].word_select(
+                v_s1_slot, 8 * self.vector_pitch))),
+            self.vec_data.valid.eq(v_s1 | v_held),
+            self.vec_data.payload.eq(Mux(v_held, v_held_data, fresh)),
+        ]
+        m.d.sync += [
+            v_s1.eq(v_issue),
+            v_s1_zero.eq(~v_ok),
+            v_s1_bank.eq(v_bank),
+            v_s1_slot.eq(v_byte[pitch_bits:]),
+            v_held.eq(self.vec_data.valid & ~self.vec_data.ready),
+        ]
+        with m.If(v_s1 & ~self.vec_data.ready):
+            m.d.sync += v_held_data.eq(fresh)
+
+        # DMA read requests: a scratchpad word, accumulator rows, or zeros for an error. A bus
+        # word spanning several rows issues one row read per cycle and is accepted with the last;
+        # its order entry goes in with the first, so its rows are taken as they arrive and never
+        # wait on a full accumulator response buffer.
+        rows_per_word = max(1, cfg.bus_bytes // self.acc_row_pitch)
+        row_index = Signal(range(rows_per_word))
+        first_row = row_index == 0
+        last_row = row_index == rows_per_word - 1
+        row_bits = ceil_log2(self.acc_row_pitch)
+        row = low[row_bits:row_bits + cfg.acc_addr_width]
+        row_asked = self.acc_read.valid & self.acc_read.ready
+        tag = Signal(tag_layout)
+        m.d.comb += [
+            self.acc_read.valid.eq(self.dma_r.valid & d_acc & (order.w_rdy | ~first_row)),
+            self.acc_read.payload.eq(Cat(row_index, row[ceil_log2(rows_per_word):])),
+            tag.kind.eq(Mux(d_spad, _SPAD, Mux(d_acc, _ACC, _ZERO))),
+            tag.word.eq(low[bus_bits:max(bus_bits, row_bits)]),
+            order.w_data.eq(tag),
+            order.w_en.eq(Mux(d_acc, row_asked & first_row,
+                              self.dma_r.valid & self.dma_r.ready)),
+        ]
+        with m.If(d_spad):
+            m.d.comb += self.dma_r.ready.eq(d_go)
+        with m.Elif(d_acc):
+            m.d.comb += self.dma_r.ready.eq(row_asked & last_row)
+        with m.Else():
+            m.d.comb += self.dma_r.ready.eq(order.w_rdy)
+        with m.If(row_asked):
+            m.d.sync += row_index.eq(Mux(last_row, 0, row_index + 1))
+
+        m.d.sync += [
+            d_s1.eq(d_go),
+            d_s1_bank.eq(d_bank),
+            d_s1_word.eq(d_byte[bus_bits:]),
+        ]
+        m.d.comb += [
+            spad_words.w_en.eq(d_s1),
+            spad_words.w_data.eq(bank_data[d_s1_bank].word_select(d_s1_word, bus)),
+        ]
+
+        # DMA read responses, in request order.
+        head = tag_layout(order.r_data)
+        acc_row = Cat(self.acc_data.payload.as_value(),
+                      Const(0, self.acc_row_pitch * 8 - len(self.acc_data.payload.as_value())))
+        taken = self.dma_rdata.valid & self.dma_rdata.ready
+        with m.Switch(head.kind):
+            with m.Case(_SPAD):
+                m.d.comb += [
+                    self.dma_rdata.valid.eq(order.r_rdy & spad_words.r_rdy),
+                    self.dma_rdata.payload.eq(spad_words.r_data),
+                    spad_words.r_en.eq(taken),
+                ]
+            with m.Case(_ACC):
+                if rows_per_word == 1:
+                    m.d.comb += [
+                        self.dma_rdata.valid.eq(order.r_rdy & self.acc_data.valid),
+                        self.dma_rdata.payload.eq(acc_row.word_select(head.word, bus)),
+                        self.acc_data.ready.eq(order.r_rdy & self.dma_rdata.ready),
+                    ]
+                else:
+                    collected = Signal(range(rows_per_word))
+                    earlier = Signal(bus - len(acc_row))
+                    complete = collected == rows_per_word - 1
+                    m.d.comb += [
+                        self.dma_rdata.valid.eq(order.r_rdy & self.acc_data.valid & complete),
+                        self.dma_rdata.payload.eq(Cat(earlier, acc_row)),
+                        self.acc_data.ready.eq(order.r_rdy & (~complete | self.dma_rdata.ready)),
+                    ]
+                    with m.If(self.acc_data.valid & self.acc_data.ready):
+                        m.d.sync += collected.eq(Mux(complete, 0, collected + 1))
+                        if len(earlier) > len(acc_row):
+                            m.d.sync += earlier.eq(Cat(earlier[len(acc_row):], acc_row))
+                        else:
+                            m.d.sync += earlier.eq(acc_row)
+            with m.Default():
+                m.d.comb += self.dma_rdata.valid.eq(order.r_rdy)
+        m.d.comb += order.r_en.eq(taken)
+
+        with m.If((self.dma_w.valid & ~w_ok) | (v_issue & ~v_ok) |
+                  (self.dma_r.valid & self.dma_r.ready & ~d_spad & ~d_acc)):
+            m.d.sync += self.error.eq(1)
+        m.d.comb += self.dma_w.ready.eq(1)
+        return m

@@ -1,0 +1,122 @@
+# amaranth: UnusedElaboratable=no
+"""The parts of a DMA engine on their own: the up-front check and the burst splitter."""
+
+import random
+import re
+
+import pytest
+from dma_slave import Desc, expected_code, make_config, reference_bursts
+
+from rtl.bus.stream_sim import simulate, stream_get, stream_put
+from rtl.dma.burst import BurstSplitter
+from rtl.dma.check import DescriptorCheck
+from rtl.dma.control import EngineControl
+from rtl.dma.descriptor import DmaError, checked_layout, descriptor_layout
+from rtl.dma.front import EngineFront
+
+CFG = make_config(64, spad_bytes=16384)
+TOP = 1 << 32
+# (descriptor, window, expected code): precedence, exact fits and one beat over.
+CHECKS = [
+    (Desc(0x1001, 3, 0, 5, 1, 1), (0, 0), DmaError.NONE),               # empty: nothing checked
+    (Desc(0x1000, 0, 4, 0, 8, 8), (0, 0), DmaError.NONE),
+    (Desc(0x1004, 0, 2, 8, 8, 8), (0x2000, 0x3000), DmaError.MISALIGNED),  # before WINDOW
+    (Desc(0x1000, 0, 2, 8, 12, 8), (0, TOP - 1), DmaError.MISALIGNED),
+    (Desc(0x1000, 4, 2, 8, 8, 8), (0, TOP - 1), DmaError.MISALIGNED),
+    (Desc(0x1000, 0, 2, 8, 8, 4), (0, TOP - 1), DmaError.MISALIGNED),
+    (Desc(0x1000, 0, 1, 8, 12, 4), (0, TOP - 1), DmaError.MISALIGNED),  # strides, one row
+    (Desc(0x1000, 16376, 1, 16, 8, 8), (0, 0x1008), DmaError.WINDOW),  # before SPAD_RANGE
+    (Desc(0x1000, 16376, 1, 16, 8, 8), (0, TOP - 1), DmaError.SPAD_RANGE),
+    (Desc(0x1000, 16376, 1, 8, 8, 8), (0x1000, 0x1008), DmaError.NONE),  # exact fits
+    (Desc(0x1000, 0, 1, 9, 8, 8), (0x1000, 0x1010), DmaError.NONE),  # 9 bytes are 2 beats
+    (Desc(0x1000, 0, 1, 9, 8, 8), (0x1000, 0x100F), DmaError.WINDOW),
+    (Desc(0x0FF8, 0, 1, 8, 8, 8), (0x1000, 0x2000), DmaError.WINDOW),
+    (Desc(0x1000, 0, 3, 8, 0x100, 8), (0x1000, 0x1208), DmaError.NONE),
+    (Desc(0x1000, 0, 3, 8, 0x100, 8), (0x1000, 0x1207), DmaError.WINDOW),  # last row only
+    (Desc(0x1000, 0, 3, 8, 8, 0x1FFC), (0, TOP - 1), DmaError.MISALIGNED),
+    (Desc(0x1000, 0, 3, 16, 8, 0x1FF8), (0, TOP - 1), DmaError.NONE),
+    (Desc(0x1000, 0, 3, 17, 8, 0x1FF8), (0, TOP - 1), DmaError.SPAD_RANGE),
+    # The products at full width: no wrap around the address space.
+    (Desc(0x1000, 0, 0xFFFF, 8, 0x10000, 0), (0, TOP - 1), DmaError.NONE),
+    (Desc(0x1000, 0, 0xFFFF, 8, 0x10008, 0), (0, TOP - 1), DmaError.WINDOW),
+    (Desc(TOP - 8, 0, 0xFFFF, 8, TOP - 8, 0), (0, TOP - 1), DmaError.WINDOW),
+    (Desc(0, 0, 0xFFFF, 8, 0, 0x2000), (0, TOP - 1), DmaError.SPAD_RANGE),
+]
+
+
+def test_check_known_answers():
+    """Each outcome and its precedence (empty, then MISALIGNED, WINDOW, SPAD_RANGE), on
+    ``checked`` exactly ``1 + bit_length(rows - 1)`` cycles after ``desc`` is taken."""
+    dut = DescriptorCheck(CFG)
+
+    async def bench(ctx):
+        ctx.set(dut.checked.ready, 1)
+        for desc, window, code in CHECKS:
+            assert expected_code(CFG, desc, window) == code, desc  # the golden model agrees
+            ctx.set(dut.window_base, window[0])
+            ctx.set(dut.window_limit, window[1])
+            await stream_put(ctx, dut.desc, desc.fields())
+            cycles = 1
+            while not ctx.get(dut.checked.valid):
+                await ctx.tick()
+                cycles += 1
+            empty = desc.rows == 0 or desc.row_bytes == 0
+            if not empty:
+                assert cycles == 1 + (desc.rows - 1).bit_length(), desc
+            result = ctx.get(dut.checked.payload)
+            assert (result.code, result.empty) == (code, empty), desc
+            await ctx.tick()
+
+    simulate(dut, bench)
+
+
+@pytest.mark.parametrize("bus_width", [32, 64, 128])
+def test_splitter_matches_reference(bus_width):
+    """Random descriptors (row lengths from 1 byte to over 256 beats, addresses near 4 KiB
+    boundaries) split exactly as :func:`reference_bursts` says, with the strobes of a row's
+    last beat and ``last`` on a descriptor's final burst, under backpressure on ``bursts``."""
+    cfg = make_config(bus_width)
+    nb = cfg.bus_bytes
+    rng = random.Random(bus_width)
+    descs = []
+    for _ in range(30):
+        row_bytes = rng.choice([1, nb, nb + 1, 255, 4096, 256 * nb, 256 * nb + 3, 5000])
+        stride = nb * rng.randint(0, 5000)
+        descs.append(Desc(rng.randrange(0, 1 << 20, nb) + rng.choice([0, 4096 - 2 * nb]),
+                          rng.randrange(0, 4096, nb), rng.randint(1, 3), row_bytes, stride,
+                          nb * rng.randint(0, 8)))
+    dut = BurstSplitter(cfg)
+    checked = checked_layout(cfg)
+    expected = []
+    for desc in descs:
+        refs = reference_bursts(cfg, desc)
+        for index, b in enumerate(refs):
+            tail = (1 << (b.nbytes % nb)) - 1 if b.nbytes % nb else (1 << nb) - 1
+            expected.append((b.addr, b.beats, b.spad, tail, index == len(refs) - 1))
+
+    async def drive(ctx):
+        ctx.set(dut.window_limit, (1 << cfg.addr_width) - 1)
+        ctx.set(dut.drained, 1)
+        for desc in descs:
+            await stream_put(ctx, dut.checked, checked.const(
+                {"desc": desc.fields(), "code": DmaError.NONE, "empty": 0}))
+
+    async def take(ctx):
+        for index, want in enumerate(expected):
+            got = await stream_get(ctx, dut.bursts, rng=rng, backpressure=0.3)
+            assert (got.addr, got.len + 1, got.spad, got.tail, got.last) == want, index
+
+    simulate(dut, drive, take, timeout=100_000)
+
+
+def test_construction_errors():
+    message = re.escape("config must be a JalapenoConfig, not 64")
+    for make in (DescriptorCheck, BurstSplitter, descriptor_layout):
+        with pytest.raises(TypeError, match=f"^{message}$"):
+            make(64)
+    with pytest.raises(TypeError, match=f"^{message}$"):
+        EngineFront(64, max_pending=4)
+    with pytest.raises(TypeError, match=r"^max_pending must be an integer, not 2\.0$"):
+        EngineControl(max_pending=2.0)
+    with pytest.raises(ValueError, match=r"^max_pending must be at least 1, not 0$"):
+        EngineFront(CFG, max_pending=0)

@@ -1,0 +1,549 @@
+# amaranth: UnusedElaboratable=no
+import random
+from collections import deque
+
+import numpy as np
+import pytest
+from amaranth import Module
+from amaranth.back import verilog
+from amaranth.lib.wiring import connect
+
+from rtl.bus.stream_sim import simulate, stream_get, stream_put
+from rtl.config import JalapenoConfig, preset
+from rtl.dma.scratchpad import Scratchpad
+from rtl.systolic.accumulator import AccumulatorMemory
+
+PRESET_NAMES = ["tiny", "default", "large"]
+#: Shapes beyond the presets: a vector wider than a bus word, with rows padded past ``cols * 4``
+#: bytes; a vector narrower than a word (``vector_bytes`` 3, pitch 4); two and four
+#: accumulator rows per bus word; four banks; an accumulator larger than the scratchpad, which
+#: leaves a gap of bad addresses between the two spaces.
+CUSTOM = {
+    "wide": (JalapenoConfig(name="wide", rows=16, cols=12, acc_depth=64, spad_bytes=4096), 2),
+    "narrow": (JalapenoConfig(name="narrow", rows=2, cols=3, acc_depth=16, bus_width=128,
+                              spad_bytes=1024), 4),
+    "two_rows": (JalapenoConfig(name="two_rows", rows=4, cols=2, acc_depth=32, bus_width=128,
+                                spad_bytes=2048), 2),
+    "four_rows": (JalapenoConfig(name="four_rows", rows=1, cols=1, acc_depth=8, bus_width=128,
+                                 spad_bytes=1024), 1),
+    "gap": (JalapenoConfig(name="gap", rows=2, cols=8, acc_depth=64, spad_bytes=1024), 2),
+}
+SHAPES = [pytest.param(name, id=name) for name in PRESET_NAMES + list(CUSTOM)]
+
+
+def make(name):
+    if name in CUSTOM:
+        cfg, banks = CUSTOM[name]
+        return Scratchpad(cfg, banks=banks)
+    return Scratchpad(preset(name))
+
+
+def zero_rows(cfg):
+    return np.zeros((cfg.acc_depth, cfg.cols), np.int64)
+
+
+class Golden:
+    """The scratchpad bytes and the accumulator rows as the DMA sees them."""
+
+    def __init__(self, spad, rows=None):
+        cfg = spad.config
+        rows = zero_rows(cfg) if rows is None else rows
+        self.spad = spad
+        self.mem = np.zeros(cfg.spad_bytes, np.uint8)
+        image = np.zeros((cfg.acc_depth, spad.acc_row_pitch), np.uint8)
+        image[:, :cfg.cols * 4] = rows.astype("<i4").view(np.uint8).reshape(cfg.acc_depth, -1)
+        self.acc = image.reshape(-1)
+
+    def write(self, beat):
+        cfg = self.spad.config
+        if beat["addr"] % cfg.bus_bytes:
+            return
+        for k in range(cfg.bus_bytes):
+            if beat["strb"] >> k & 1:
+                self.mem[beat["addr"] + k] = beat["data"] >> 8 * k & 0xff
+
+    def vector(self, addr):
+        if addr % self.spad.vector_pitch:
+            return [0] * self.spad.vector_bytes
+        return self.mem[addr:addr + self.spad.vector_bytes].view(np.int8).tolist()
+
+    def word(self, addr):
+        cfg, spad = self.spad.config, self.spad
+        if addr % cfg.bus_bytes:
+            return 0
+        if addr < cfg.spad_bytes:
+            return int.from_bytes(self.mem[addr:addr + cfg.bus_bytes].tobytes(), "little")
+        if spad.acc_base <= addr < spad.acc_base + spad.acc_bytes:
+            offset = addr - spad.acc_base
+            return int.from_bytes(self.acc[offset:offset + cfg.bus_bytes].tobytes(), "little")
+        return 0
+
+
+def beat(spad, addr, data, strb=None):
+    """A DMA write of ``data`` at ``addr``, all strobes unless ``strb``."""
+    strb = (1 << spad.config.bus_bytes) - 1 if strb is None else strb
+    return {"addr": addr, "data": data, "strb": strb}
+
+
+def fill(spad, byte):
+    """A bus word of ``byte`` repeated."""
+    return int.from_bytes(bytes([byte]) * spad.config.bus_bytes, "little")
+
+
+def state_before(spad, writes, edge, rows=None):
+    """The golden model after the scheduled ``(edge, beat)`` writes taken before ``edge``, each
+    at its scheduled edge (DMA writes are always taken when offered)."""
+    golden = Golden(spad, rows)
+    for at, w in writes:
+        if at < edge:
+            golden.write(w)
+    return golden
+
+
+def random_rows(rng, cfg):
+    return rng.integers(-2**31, 2**31, size=(cfg.acc_depth, cfg.cols), dtype=np.int64)
+
+
+def fake_accumulator(spad, rows, *, rng=None, latency=(2, 2), ready=1.0, depth=3):
+    """A background testbench serving ``acc_read`` from ``rows``: each row ``latency`` (a
+    random range) cycles after its request, in order, ``acc_read.ready`` high with probability
+    ``ready`` while fewer than ``depth`` responses wait."""
+
+    async def serve(ctx):
+        pending = deque()
+        edge = 0
+        while True:
+            take = len(pending) < depth and (ready == 1.0 or rng.random() < ready)
+            ctx.set(spad.acc_read.ready, take)
+            offer = bool(pending) and pending[0][0] <= edge
+            ctx.set(spad.acc_data.valid, offer)
+            if offer:
+                ctx.set(spad.acc_data.payload, rows[pending[0][1]].tolist())
+            _, _, valid, row, taken = await ctx.tick().sample(
+                spad.acc_read.valid, spad.acc_read.payload, spad.acc_data.ready)
+            if offer and taken:
+                pending.popleft()
+            if valid and take:
+                low, high = latency
+                delay = low if low == high else rng.randint(low, high)
+                pending.append((edge + delay, row))
+            edge += 1
+
+    return serve
+
+
+def monitor(spad, golden, log):
+    """A background testbench that updates ``golden`` at every edge and appends, in acceptance
+    order, the expected response of every read to ``log["vec"]`` and ``log["dma"]``: a read
+    sees the writes of earlier edges only. It also counts in ``log["conflicts"]`` the edges at
+    which both readers asked for one bank, and in ``log["collisions"]`` the reads taken at the
+    edge that wrote their line."""
+    cfg = spad.config
+
+    def spot(addr, size):
+        if addr >= cfg.spad_bytes or addr % size:
+            return None
+        return addr // spad.bank_bytes, addr // spad.line_bytes
+
+    async def watch(ctx):
+        while True:
+            _, _, w_valid, w_beat, r_valid, r_ready, r_addr, v_valid, v_ready, v_addr = \
+                await ctx.tick().sample(
+                    spad.dma_w.valid, spad.dma_w.payload, spad.dma_r.valid, spad.dma_r.ready,
+                    spad.dma_r.payload, spad.vec_r.valid, spad.vec_r.ready, spad.vec_r.payload)
+            r_spot, v_spot = spot(r_addr, cfg.bus_bytes), spot(v_addr, spad.vector_pitch)
+            if r_valid and v_valid and r_spot and v_spot and r_spot[0] == v_spot[0]:
+                log["conflicts"] += 1
+            w_spot = spot(w_beat.addr, cfg.bus_bytes) if w_valid else None
+            if r_valid and r_ready:
+                log["dma"].append(golden.word(r_addr))
+                log["collisions"] += w_spot is not None and w_spot == r_spot
+            if v_valid and v_ready:
+                log["vec"].append(golden.vector(v_addr))
+                log["collisions"] += w_spot is not None and w_spot == v_spot
+            if w_valid:
+                golden.write({"addr": w_beat.addr, "data": w_beat.data, "strb": w_beat.strb})
+
+    return watch
+
+
+def hot_addresses(spad, unit, rng, count, *, lines=3):
+    """Addresses of ``unit`` bytes in the first ``lines`` lines of every bank, so that reads
+    often find written data and ports often meet in one bank."""
+    per_line = spad.line_bytes // unit
+    return [int(rng.integers(spad.banks)) * spad.bank_bytes
+            + int(rng.integers(lines)) * spad.line_bytes + int(rng.integers(per_line)) * unit
+            for _ in range(count)]
+
+
+def first_mismatch(got, expected):
+    return next((i for i, (a, b) in enumerate(zip(got, expected, strict=True)) if a != b), None)
+
+
+@pytest.mark.parametrize("seed", range(2))
+@pytest.mark.parametrize("name", SHAPES)
+def test_concurrent_against_golden(name, seed):
+    """Random DMA writes with random strobes, random DMA reads of both spaces and random vector
+    reads, all at once under random idle cycles, backpressure and accumulator latency, match
+    the golden byte array read at each request's acceptance edge, in order; ``error`` stays
+    low."""
+    rng = np.random.default_rng(seed)
+    stall = random.Random(seed)
+    spad = make(name)
+    cfg = spad.config
+    rows = random_rows(rng, cfg)
+    golden = Golden(spad, rows)
+    writes = [{"addr": addr, "data": int.from_bytes(rng.bytes(cfg.bus_bytes), "little"),
+               "strb": int(rng.integers(1 << cfg.bus_bytes))}
+              for addr in hot_addresses(spad, cfg.bus_bytes, rng, 120)]
+    acc_words = spad.acc_bytes // cfg.bus_bytes
+    dma_reads = [addr if rng.random() < 0.7 else
+                 spad.acc_base + int(rng.integers(acc_words)) * cfg.bus_bytes
+                 for addr in hot_addresses(spad, cfg.bus_bytes, rng, 80)]
+    vec_reads = hot_addresses(spad, spad.vector_pitch, rng, 120)
+    log = {"vec": [], "dma": [], "conflicts": 0, "collisions": 0}
+    got = {"vec": [], "dma": []}
+
+    async def write(ctx):
+        for beat in writes:
+            await stream_put(ctx, spad.dma_w, beat, rng=stall, idle=0.3)
+
+    async def dma_read(ctx):
+        for addr in dma_reads:
+            await stream_put(ctx, spad.dma_r, addr, rng=stall, idle=0.3)
+
+    async def dma_take(ctx):
+        for _ in dma_reads:
+            got["dma"].append(await stream_get(ctx, spad.dma_rdata, rng=stall, backpressure=0.3))
+
+    async def vec_read(ctx):
+        for addr in vec_reads:
+            await stream_put(ctx, spad.vec_r, addr, rng=stall, idle=0.2)
+
+    async def vec_take(ctx):
+        for _ in vec_reads:
+            got["vec"].append(list(await stream_get(ctx, spad.vec_data, rng=stall,
+                                                    backpressure=0.3)))
+        for _ in range(6):
+            await ctx.tick()
+        assert not ctx.get(spad.error), f"seed {seed}: error raised by good addresses"
+
+    simulate(spad, write, dma_read, dma_take, vec_read, vec_take,
+             background=[monitor(spad, golden, log),
+                         fake_accumulator(spad, rows, rng=stall, latency=(1, 5), ready=0.6)])
+    for port, requests in (("vec", vec_reads), ("dma", dma_reads)):
+        index = first_mismatch(got[port], log[port])
+        assert index is None, \
+            f"seed {seed}: {port} read {index} of address {requests[index]:#x}: " \
+            f"{got[port][index]} != {log[port][index]}"
+    assert log["conflicts"] >= 3 and log["collisions"] >= 3, \
+        f"seed {seed}: {log['conflicts']} conflicts, {log['collisions']} collisions"
+
+
+@pytest.mark.parametrize("name", SHAPES)
+def test_accumulator_words(name):
+    """Every bus word of the accumulator space, in random order under random accumulator latency
+    and backpressure, is its rows' int32 lanes as little-endian bytes, each row at
+    ``acc_row_pitch`` with zero padding."""
+    seed = 7
+    rng = np.random.default_rng(seed)
+    stall = random.Random(seed)
+    spad = make(name)
+    cfg = spad.config
+    rows = random_rows(rng, cfg)
+    golden = Golden(spad, rows)
+    words = rng.permutation(spad.acc_bytes // cfg.bus_bytes)[:96]
+    addrs = [spad.acc_base + int(word) * cfg.bus_bytes for word in words]
+
+    async def ask(ctx):
+        for addr in addrs:
+            await stream_put(ctx, spad.dma_r, addr, rng=stall, idle=0.2)
+
+    async def take(ctx):
+        for addr in addrs:
+            word = await stream_get(ctx, spad.dma_rdata, rng=stall, backpressure=0.3)
+            assert word == golden.word(addr), f"seed {seed}: address {addr:#x}"
+
+    simulate(spad, ask, take,
+             background=[fake_accumulator(spad, rows, rng=stall, latency=(1, 6), ready=0.7)])
+
+
+def test_accumulator_byte_layout():
+    """On ``default``, lane ``c`` of row ``r`` is the little-endian int32 at byte
+    ``acc_base + 32 r + 4 c``: the bytes of a known row, word by word."""
+    spad = Scratchpad(preset("default"))
+    rows = zero_rows(spad.config)
+    rows[5] = [0x04030201, -1, 0x7fffffff, -2**31, 0, 1, -2, 0x0a0b0c0d]
+    expected = [0xffffffff_04030201, 0x80000000_7fffffff, 0x00000001_00000000,
+                0x0a0b0c0d_fffffffe]
+    got = []
+
+    async def ask(ctx):
+        for k in range(4):
+            await stream_put(ctx, spad.dma_r, spad.acc_base + 5 * 32 + 8 * k)
+
+    async def take(ctx):
+        for _ in range(4):
+            got.append(await stream_get(ctx, spad.dma_rdata))
+
+    simulate(spad, ask, take, background=[fake_accumulator(spad, rows)])
+    assert spad.acc_base == 65536 and spad.acc_row_pitch == 32
+    assert got == expected
+
+
+@pytest.mark.parametrize("name", ["tiny", "four_rows"])
+def test_with_accumulator_memory(name):
+    """Connected to a real :class:`AccumulatorMemory` (the matrix unit's read port shapes),
+    rows overwritten through its update port read back through the DMA read port."""
+    spad = make(name)
+    cfg = spad.config
+    acc = AccumulatorMemory(cfg)
+    top = Module()
+    top.submodules.spad = spad
+    top.submodules.acc = acc
+    connect(top, spad.acc_read, acc.read)
+    connect(top, acc.read_data, spad.acc_data)
+    rng = np.random.default_rng(3)
+    rows = random_rows(rng, cfg)
+    golden = Golden(spad, rows)
+    addrs = [spad.acc_base + word * cfg.bus_bytes
+             for word in range(spad.acc_bytes // cfg.bus_bytes)][:64]
+
+    async def bench(ctx):
+        for r in range(cfg.acc_depth):
+            await stream_put(ctx, acc.update, {"addr": r, "data": rows[r].tolist(),
+                                               "accumulate": 0, "lanes": (1 << cfg.cols) - 1})
+        for _ in range(3):
+            await ctx.tick()
+        for addr in addrs:
+            await stream_put(ctx, spad.dma_r, addr)
+
+    async def take(ctx):
+        for addr in addrs:
+            assert await stream_get(ctx, spad.dma_rdata) == golden.word(addr), hex(addr)
+
+    simulate(top, bench, take)
+
+
+def run_schedule(spad, *, writes=(), dma_reads=(), vec_reads=(), cycles, rows=None,
+                 vec_ready=lambda edge: True):
+    """Offer each port's ``(first_edge, payload)`` beats in order from their edges on, take
+    every output beat (``vec_data`` when ``vec_ready(edge)``), serve the accumulator with
+    latency 2; return, per port, the edges at which its requests were taken and the
+    ``(edge, value)`` outputs."""
+    queues = {"w": deque(writes), "r": deque(dma_reads), "v": deque(vec_reads)}
+    ports = {"w": spad.dma_w, "r": spad.dma_r, "v": spad.vec_r}
+    taken = {key: [] for key in queues}
+    out = {"vec": [], "dma": []}
+
+    async def bench(ctx):
+        ctx.set(spad.dma_rdata.ready, 1)
+        for edge in range(cycles):
+            ctx.set(spad.vec_data.ready, vec_ready(edge))
+            for key, queue in queues.items():
+                offer = bool(queue) and queue[0][0] <= edge
+                ctx.set(ports[key].valid, offer)
+                if offer:
+                    ctx.set(ports[key].payload, queue[0][1])
+            _, _, *sampled = await ctx.tick().sample(
+                *(ports[key].ready for key in queues), spad.vec_data.valid,
+                spad.vec_data.ready, spad.vec_data.payload, spad.dma_rdata.valid,
+                spad.dma_rdata.payload)
+            for key, ready in zip(queues, sampled[:3], strict=True):
+                if ready and queues[key] and queues[key][0][0] <= edge:
+                    queues[key].popleft()
+                    taken[key].append(edge)
+            v_valid, v_ready, vector, d_valid, word = sampled[3:]
+            if v_valid and v_ready:
+                out["vec"].append((edge, list(vector)))
+            if d_valid:
+                out["dma"].append((edge, word))
+        assert not any(queues.values()), "requests left over"
+
+    rows = zero_rows(spad.config) if rows is None else rows
+    simulate(spad, bench, background=[fake_accumulator(spad, rows)])
+    return taken, out
+
+
+@pytest.mark.parametrize("name", PRESET_NAMES)
+def test_full_throughput(name):
+    """A vector per cycle from bank 0 while the DMA writes a word per cycle into banks 0 and 1
+    and reads a word per cycle from bank 1: every request is taken at the edge it is offered,
+    vectors leave one edge later and words two edges later, back to back, each with the bytes
+    of the writes of earlier edges. Then accumulator words, one per cycle, as fast."""
+    spad = make(name)
+    cfg = spad.config
+    n = 24
+    rng = np.random.default_rng(5)
+    rows = random_rows(rng, cfg)
+    writes = [(k, beat(spad, (k % 2) * spad.bank_bytes + k // 2 * cfg.bus_bytes,
+                       int.from_bytes(rng.bytes(cfg.bus_bytes), "little"))) for k in range(n)]
+    vec_reads = [(k, k // 4 * spad.vector_pitch) for k in range(n)]
+    spad_reads = [(k, spad.bank_bytes + k // 4 * cfg.bus_bytes) for k in range(n)]
+    acc_reads = [(n + k, spad.acc_base + k * cfg.bus_bytes) for k in range(n)]
+    taken, out = run_schedule(spad, writes=writes, vec_reads=vec_reads,
+                              dma_reads=spad_reads + acc_reads, cycles=2 * n + 6, rows=rows)
+    assert taken == {"w": list(range(n)), "v": list(range(n)), "r": list(range(2 * n))}
+    assert [edge for edge, _ in out["vec"]] == [k + spad.latency for k in range(n)]
+    assert [edge for edge, _ in out["dma"]] == [k + 2 for k in range(2 * n)]
+    assert [vector for _, vector in out["vec"]] == \
+        [state_before(spad, writes, k).vector(addr) for k, addr in vec_reads]
+    assert [word for _, word in out["dma"]] == \
+        [state_before(spad, writes, k, rows).word(addr) for k, addr in spad_reads + acc_reads]
+
+
+def test_accumulator_rows_per_word_throughput():
+    """With four accumulator rows per bus word, a word takes four row reads, one per cycle."""
+    spad = make("four_rows")
+    reads = [(0, spad.acc_base + k * 16) for k in range(2)]
+    taken, out = run_schedule(spad, dma_reads=reads, cycles=14)
+    assert taken["r"] == [3, 7]
+    assert [edge for edge, _ in out["dma"]] == [5, 9]
+
+
+@pytest.mark.parametrize("name", PRESET_NAMES)
+def test_conflicts(name):
+    """Same bank, same edge: the vector read is taken, the DMA read one edge later. Different
+    banks: both at once. Neither loses data."""
+    spad = make(name)
+    writes = [(0, beat(spad, 0, fill(spad, 0x3c))),
+              (1, beat(spad, spad.bank_bytes, fill(spad, 0xa5)))]
+    taken, out = run_schedule(spad, writes=writes, vec_reads=[(4, 0), (8, spad.bank_bytes)],
+                              dma_reads=[(4, 0), (8, 0)], cycles=16)
+    assert taken["v"] == [4, 8]
+    assert taken["r"] == [5, 8]
+    golden = state_before(spad, writes, 2)
+    assert [v for _, v in out["vec"]] == [golden.vector(0), golden.vector(spad.bank_bytes)]
+    assert [w for _, w in out["dma"]] == [golden.word(0)] * 2
+
+
+def test_dma_read_never_starves():
+    """Vector reads of bank 0 every cycle hold off a DMA read of bank 0 for
+    ``DMA_READ_MAX_WAIT`` edges; at the next it wins, and the vector read waits that one edge."""
+    spad = make("default")
+    wait = Scratchpad.DMA_READ_MAX_WAIT
+    taken, out = run_schedule(spad, vec_reads=[(0, 8 * (k % 4)) for k in range(20)],
+                              dma_reads=[(2, 16), (2, 24)], cycles=40)
+    assert taken["r"] == [2 + wait, 2 + 2 * wait + 1]
+    stalls = {2 + wait, 2 + 2 * wait + 1}
+    assert taken["v"] == [edge for edge in range(22) if edge not in stalls]
+    assert len(out["vec"]) == 20
+
+
+@pytest.mark.parametrize("name", ["default", "narrow", "wide"])
+def test_read_during_write(name):
+    """A read taken at the edge that writes its bytes returns the old bytes and one taken the
+    edge after the new ones, on both read ports; a vector stalled on ``vec_data`` keeps its
+    value while its bytes are rewritten and its bank serves DMA reads."""
+    spad = make(name)
+    a, b, c, d = (beat(spad, 0, fill(spad, byte)) for byte in (0x5a, 0xc3, 0x0f, 0x81))
+    writes = [(0, a), (6, b), (10, c), (14, d)]
+    other = 8 * spad.config.bus_bytes
+    taken, out = run_schedule(
+        spad, writes=writes, vec_reads=[(6, 0), (7, 0), (12, 0)],
+        dma_reads=[(10, 0), (11, 0), (13, other), (14, 0), (16, 0)],
+        vec_ready=lambda edge: edge < 12 or edge > 16, cycles=24)
+    assert taken == {"w": [0, 6, 10, 14], "v": [6, 7, 12], "r": [10, 11, 13, 14, 16]}
+    state = [state_before(spad, writes, edge) for edge in (1, 7, 11, 15)]
+    assert out["vec"] == [(7, state[0].vector(0)), (8, state[1].vector(0)),
+                          (17, state[2].vector(0))]
+    assert [w for _, w in out["dma"]] == [state[1].word(0), state[2].word(0), 0,
+                                          state[2].word(0), state[3].word(0)]
+    assert len({state[k].word(0) for k in range(4)}) == 4
+
+
+@pytest.mark.parametrize("name", ["tiny", "narrow", "gap"])
+def test_error_flag(name):
+    """Misaligned writes write nothing; misaligned vector reads and misaligned or out-of-range
+    DMA reads return zeros, in order among good responses. ``error`` rises with the first bad
+    request accepted and stays; bad addresses offered without ``valid`` are not looked at."""
+    spad = make(name)
+    cfg = spad.config
+    good = beat(spad, 0, fill(spad, 0xff))
+    golden = Golden(spad)
+    golden.write(good)
+    cases = [("dma_w", beat(spad, cfg.bus_bytes // 2, 0)), ("dma_w", beat(spad, 1, 0)),
+             ("vec_r", spad.vector_pitch // 2), ("vec_r", spad.vector_pitch + 1),
+             ("dma_r", 1), ("dma_r", spad.acc_base + 2)]
+    if spad.acc_bytes < spad.acc_base:
+        cases += [("dma_r", spad.acc_base + spad.acc_bytes),
+                  ("dma_r", (1 << spad.dma_addr_width) - cfg.bus_bytes)]
+    if spad.acc_base > cfg.spad_bytes:
+        cases += [("dma_r", cfg.spad_bytes), ("dma_r", spad.acc_base - cfg.bus_bytes)]
+    for port, payload in cases:
+        got = {"vec": [], "dma": []}
+
+        async def bench(ctx, port=port, payload=payload, got=got):
+            await stream_put(ctx, spad.dma_w, good)
+            ctx.set(getattr(spad, port).payload, payload)
+            for _ in range(3):
+                await ctx.tick()
+            assert not ctx.get(spad.error), f"{port} {payload}: error without valid"
+            for addr in (0, payload if port == "vec_r" else 0, 0):
+                await stream_put(ctx, spad.vec_r, addr)
+                got["vec"].append(list(await stream_get(ctx, spad.vec_data)))
+            for addr in (0, payload if port == "dma_r" else 0, 0):
+                await stream_put(ctx, spad.dma_r, addr)
+                got["dma"].append(await stream_get(ctx, spad.dma_rdata))
+            if port == "dma_w":
+                await stream_put(ctx, spad.dma_w, payload)
+                await stream_put(ctx, spad.dma_r, 0)
+                got["dma"].append(await stream_get(ctx, spad.dma_rdata))
+            assert ctx.get(spad.error), f"{port} {payload}: no error"
+            await stream_put(ctx, spad.dma_w, good)
+            for _ in range(3):
+                await ctx.tick()
+            assert ctx.get(spad.error), f"{port} {payload}: error not sticky"
+
+        simulate(spad, bench, background=[fake_accumulator(spad, zero_rows(cfg))])
+        vector, word = golden.vector(0), golden.word(0)
+        assert got["vec"] == [vector, [0] * len(vector) if port == "vec_r" else vector,
+                              vector], (port, payload)
+        # A bad write of zeros over word 0 would show here had it been written.
+        assert got["dma"] == [word, 0 if port == "dma_r" else word, word] + \
+            ([word] if port == "dma_w" else []), (port, payload)
+
+
+def test_geometry():
+    """Line, bank and address-space geometry of every preset and of the custom shapes."""
+    table = {name: (s.vector_bytes, s.vector_pitch, s.line_bytes, s.banks, s.bank_bytes,
+                    s.acc_row_pitch, s.acc_base, s.dma_addr_width)
+             for name in PRESET_NAMES + list(CUSTOM) for s in [make(name)]}
+    assert table == {
+        "tiny": (4, 4, 4, 2, 4096, 16, 8192, 14),
+        "default": (8, 8, 8, 2, 32768, 32, 65536, 17),
+        "large": (16, 16, 16, 2, 65536, 64, 131072, 18),
+        "wide": (16, 16, 16, 2, 2048, 64, 4096, 13),
+        "narrow": (3, 4, 16, 4, 256, 16, 1024, 11),
+        "two_rows": (4, 4, 16, 2, 1024, 8, 2048, 12),
+        "four_rows": (1, 1, 16, 1, 1024, 4, 1024, 11),
+        "gap": (8, 8, 8, 2, 512, 32, 2048, 12),
+    }
+    big = Scratchpad(JalapenoConfig(rows=4, cols=64, acc_depth=1024, spad_bytes=1024))
+    assert (big.acc_bytes, big.acc_base, big.dma_addr_width) == (262144, 262144, 19)
+
+
+def test_construction_errors():
+    with pytest.raises(TypeError, match=r"^config must be a JalapenoConfig, not 'default'$"):
+        Scratchpad("default")
+    with pytest.raises(TypeError, match=r"^banks must be an integer, not 2\.0$"):
+        Scratchpad(preset("tiny"), banks=2.0)
+    with pytest.raises(TypeError, match=r"^banks must be an integer, not True$"):
+        Scratchpad(preset("tiny"), banks=True)
+    for banks in (0, 3, 4096):
+        with pytest.raises(ValueError,
+                           match=rf"^banks must be a power of two from 1 to 2048, not {banks}$"):
+            Scratchpad(preset("tiny"), banks=banks)
+    Scratchpad(preset("tiny"), banks=2048)
+    with pytest.raises(ValueError, match=r"^the accumulator memory \(2 rows of 4 bytes\) must be "
+                                         r"at least one bus word \(16 bytes\)$"):
+        Scratchpad(JalapenoConfig(rows=1, cols=1, acc_depth=2, bus_width=128))
+
+
+@pytest.mark.parametrize("name", PRESET_NAMES)
+def test_verilog(name):
+    spad = make(name)
+    text = verilog.convert(spad, name=f"scratchpad_{name}")
+    for port in ("dma_w__payload", "dma_r__payload", "dma_rdata__payload", "vec_r__payload",
+                 "vec_data__payload", "acc_read__payload", "acc_data__payload", "error"):
+        assert port in text
