@@ -14,9 +14,9 @@ FILTER  ?=
 JOBS    ?= 2
 
 include toolchain.env
-export YOSYS NEXTPNR_ICE40 NEXTPNR_ECP5 ICEPACK ECPPACK SBY AMARANTH_USE_YOSYS
+export YOSYS NEXTPNR_ICE40 NEXTPNR_ECP5 ICEPACK ECPPACK SBY SMTBMC WITNESS AMARANTH_USE_YOSYS
 
-.PHONY: setup test sim verilog synth bench lint demo clean
+.PHONY: setup test sim verilog synth formal bench lint demo clean
 
 $(VENV)/.installed: pyproject.toml
 	@echo "setup  creating $(VENV) from pyproject.toml"
@@ -42,6 +42,9 @@ verilog: setup
 
 synth: setup
 	$(PY) -m fpga.synth
+
+formal: setup
+	$(PY) -m verification.formal
 
 bench: setup
 	$(PY) -m sim.bench --sim $(SIM)
