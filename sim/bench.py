@@ -4,7 +4,9 @@ For every preset, the ``matrix_unit`` bench runs M = 256 over 16 consecutive ful
 tiles with no stalls (the acceptance figure) and a sweep of M, collected into
 ``build/bench/matrix_unit.json`` and ``.png``; the ``vector_unit`` bench streams 4,096
 elements through each elementwise operation and rows of 64, 256 and 1,024 elements through
-softmax and layernorm, collected into ``build/bench/vector_unit.json`` and ``.png``.
+softmax and layernorm, collected into ``build/bench/vector_unit.json`` and ``.png``; the ``dma``
+bench moves 64 KiB contiguous reads, writes and both at once at 0 and 20 cycles of read
+latency, collected into ``build/bench/dma.json`` and ``.png`` (fraction of one beat per cycle).
 """
 
 import argparse
@@ -64,6 +66,62 @@ def _plot_vector_unit(reports, path):
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _dma_label(point):
+    return f"{point['case']}, {point['latency']}"
+
+
+def _plot_dma(reports, path):
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(7, 4.4))
+    labels = [_dma_label(p) for p in next(iter(reports.values()))["cases"]]
+    width = 0.8 / len(reports)
+    for k, (name, report) in enumerate(reports.items()):
+        ax.bar([i + (k - (len(reports) - 1) / 2) * width for i in range(len(labels))],
+               [p["fraction_of_peak"] for p in report["cases"]], width,
+               label=f"{name} ({report['bus_width']}-bit)")
+    ax.axhline(next(iter(reports.values()))["target"], color="grey", linestyle="--",
+               linewidth=1)
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_xlabel("transfer, read latency (cycles)")
+    ax.set_ylabel("fraction of one beat per cycle")
+    ax.set_ylim(0.8, 1.01)
+    ax.set_title("DMA: 64 KiB contiguous transfers, no stalls")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=len(reports))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _dma(presets, sim, out_dir):
+    reports = {}
+    for name in presets:
+        print(f"bench  dma {name} on {sim} ...", flush=True)
+        run = run_bench("dma", preset=name, sim=sim, quiet=True, test_filter="run_bench_")
+        reports[name] = json.loads((run.out_dir / "throughput.json").read_text())
+    (out_dir / "dma.json").write_text(json.dumps({"simulator": sim, "presets": reports},
+                                                 indent=2))
+    _plot_dma(reports, out_dir / "dma.png")
+    return reports
+
+
+def _print_dma(reports):
+    print()
+    print("DMA, 64 KiB contiguous, no stalls: bytes per cycle / bus bytes (per direction for "
+          "both at once; cycles from offering the descriptor to taking its done)")
+    labels = [_dma_label(p) for p in next(iter(reports.values()))["cases"]]
+    print(f"{'preset':<8} {'bus':>4} " + " ".join(f"{label:>10}" for label in labels))
+    for name, r in reports.items():
+        print(f"{name:<8} {r['bus_width']:>4} "
+              + " ".join(f"{p['fraction_of_peak']:>10.4f}" for p in r["cases"]))
+    print()
+    print(f"{'preset':<8} {'case':<6} {'latency':>7} {'load cycles':>11} {'store cycles':>12}")
+    for name, r in reports.items():
+        for p in r["cases"]:
+            load, store = (str(p[k]["cycles"]) if k in p else "-" for k in ("load", "store"))
+            print(f"{name:<8} {p['case']:<6} {p['latency']:>7} {load:>11} {store:>12}")
 
 
 def _matrix_unit(presets, sim, out_dir):
@@ -131,6 +189,7 @@ def _print_vector_unit(reports):
 _BENCHES = {
     "matrix_unit": (_matrix_unit, _print_matrix_unit),
     "vector_unit": (_vector_unit, _print_vector_unit),
+    "dma": (_dma, _print_dma),
 }
 
 

@@ -26,6 +26,7 @@ BENCHES = {
     "matrix_unit_demo": ("matrix_unit", "verification.tb.demo_matrix_unit"),
     "vector_unit": ("vector_unit", "verification.tb.test_vector_unit"),
     "axi_ram": ("axi_copy", "verification.tb.test_axi_ram"),
+    "dma": ("dma_system", "verification.tb.test_dma"),
 }
 
 SIMULATORS = ("verilator", "icarus")

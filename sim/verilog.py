@@ -12,6 +12,7 @@ from rtl.systolic.matrix_unit import MatrixUnit
 from rtl.vector.unit import VectorUnit
 
 from .axi_copy import AxiCopy
+from .dma_system import DmaSystem
 from .toolchain import BUILD, apply
 
 __all__ = ["TOPS", "make_top", "generate"]
@@ -21,6 +22,7 @@ TOPS = {
     "matrix_unit": MatrixUnit,
     "vector_unit": VectorUnit,
     "axi_copy": AxiCopy,
+    "dma_system": DmaSystem,
 }
 
 

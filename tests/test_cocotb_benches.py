@@ -18,8 +18,10 @@ from sim.runner import run_bench
 SIM = os.environ.get("JALAPENO_SIM", "verilator")
 _BINARY = {"verilator": None, "icarus": "iverilog"}
 #: Benches and the presets they run on: the units on every preset; the AXI slave model's
-#: bench, whose copy master only takes the bus width from the preset, on the default one.
-BENCH_PRESETS = {"matrix_unit": PRESETS, "vector_unit": PRESETS, "axi_ram": ("default",)}
+#: bench, whose copy master only takes the bus width from the preset, on the default one; the
+#: DMA on every preset (32-, 64- and 128-bit buses).
+BENCH_PRESETS = {"matrix_unit": PRESETS, "vector_unit": PRESETS, "axi_ram": ("default",),
+                 "dma": PRESETS}
 
 
 def _bench_param(bench, preset):

@@ -61,7 +61,8 @@ def _bit(handle):
 
 
 def _uint(handle):
-    return handle.value.to_unsigned()
+    # int() reads a one-bit port's ``Logic`` as well as a wider port's ``LogicArray``.
+    return int(handle.value)
 
 
 class _Channel:
