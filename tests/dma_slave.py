@@ -1,5 +1,6 @@
 """The far side of the DMA tests: the AXI4 slave (:class:`sim.axi_ram.AXIRam`), a scratchpad
-model, a bus monitor that checks every burst, and the golden model of a descriptor.
+model, and a bus monitor that checks every burst. The golden model of a descriptor (its bursts,
+error code and copy) is :mod:`verification.models.dma`.
 
 Every DMA test builds a :class:`Bench` around one engine (``ReadEngine``, ``WriteEngine`` or
 ``Dma``): the engine's AXI channels go to an ``AXIRam`` (latency, seeded stalls on every
@@ -15,127 +16,18 @@ import numpy as np
 from amaranth import Module
 from amaranth.lib import wiring
 
-from rtl.bus.axi import BURST_BOUNDARY, MAX_BURST_BEATS, Burst, Resp
+from rtl.bus.axi import BURST_BOUNDARY, Burst
 from rtl.bus.stream_sim import simulate, stream_get, stream_put
 from rtl.config import JalapenoConfig
-from rtl.dma.descriptor import DmaError
 from sim.axi_ram import AXIRam
 
-__all__ = ["make_config", "Desc", "RefBurst", "reference_bursts", "expected_code", "bus_outcome",
-           "copy_bursts", "Bench", "SpadModel", "BusMonitor", "random_descs", "wait_until",
-           "random_bytes", "Run", "run_descriptors", "golden", "first_difference"]
+__all__ = ["make_config", "Bench", "SpadModel", "BusMonitor", "wait_until", "random_bytes", "Run",
+           "run_descriptors"]
 
 
 def make_config(bus_width, *, addr_width=32, spad_bytes=65536):
     return JalapenoConfig(rows=2, cols=2, acc_depth=16, bus_width=bus_width,
                           addr_width=addr_width, spad_bytes=spad_bytes)
-
-
-@dataclass(frozen=True)
-class Desc:
-    ext_addr: int
-    spad_addr: int
-    rows: int
-    row_bytes: int
-    ext_stride: int
-    spad_stride: int
-
-    def fields(self):
-        return dict(self.__dict__)
-
-
-@dataclass(frozen=True)
-class RefBurst:
-    """A burst the splitting rules give: external ``addr``, ``beats``, scratchpad ``spad``,
-    and ``nbytes`` of it that are moved (less than ``beats * bus_bytes`` at a row's end)."""
-    addr: int
-    beats: int
-    spad: int
-    nbytes: int
-
-
-def reference_bursts(cfg, desc):
-    """The bursts of ``desc``: each row split at 256 beats and at every 4 KiB boundary."""
-    nb = cfg.bus_bytes
-    bursts = []
-    for row in range(desc.rows):
-        addr = desc.ext_addr + row * desc.ext_stride
-        spad = desc.spad_addr + row * desc.spad_stride
-        left = desc.row_bytes
-        while left > 0:
-            beats = min(-(-left // nb), MAX_BURST_BEATS,
-                        (BURST_BOUNDARY - addr % BURST_BOUNDARY) // nb)
-            nbytes = min(left, beats * nb)
-            bursts.append(RefBurst(addr, beats, spad, nbytes))
-            addr, spad, left = addr + beats * nb, spad + beats * nb, left - nbytes
-    return bursts
-
-
-def expected_code(cfg, desc, window):
-    """The up-front outcome of ``desc`` with the window ``(base, limit)``."""
-    nb = cfg.bus_bytes
-    if desc.rows == 0 or desc.row_bytes == 0:
-        return DmaError.NONE
-    if any(v % nb for v in (desc.ext_addr, desc.ext_stride, desc.spad_addr, desc.spad_stride)):
-        return DmaError.MISALIGNED
-    ext_end = desc.ext_addr + (desc.rows - 1) * desc.ext_stride + -(-desc.row_bytes // nb) * nb
-    if desc.ext_addr < window[0] or ext_end > window[1]:
-        return DmaError.WINDOW
-    if desc.spad_addr + (desc.rows - 1) * desc.spad_stride + desc.row_bytes > cfg.spad_bytes:
-        return DmaError.SPAD_RANGE
-    return DmaError.NONE
-
-
-def bus_outcome(ram, bursts):
-    """``(index, code)`` of the first of ``bursts`` the RAM answers with an error, or
-    ``(len(bursts), NONE)``."""
-    shift = ram.bytes_per_beat.bit_length() - 1
-    for index, burst in enumerate(bursts):
-        resp = ram.response(burst.addr, burst.beats - 1, shift, Burst.INCR)
-        if resp != Resp.OKAY:
-            return index, DmaError.SLVERR if resp == Resp.SLVERR else DmaError.DECERR
-    return len(bursts), DmaError.NONE
-
-
-def copy_bursts(bursts, *, load, memory, spad):
-    """Apply ``bursts`` to the golden ``memory`` and ``spad`` (numpy byte arrays)."""
-    for b in bursts:
-        if load:
-            spad[b.spad:b.spad + b.nbytes] = memory[b.addr:b.addr + b.nbytes]
-        else:
-            memory[b.addr:b.addr + b.nbytes] = spad[b.spad:b.spad + b.nbytes]
-
-
-def random_descs(rng, cfg, count, *, ext=(0, 65536), spad=None, big=False):
-    """``count`` valid descriptors with disjoint destinations (and sources) inside ``ext`` and
-    the scratchpad: 1-byte rows, ragged rows, strides wider than rows, 4 KiB crossings, rows
-    of more than 256 beats when ``big``, and zero-size ones."""
-    nb = cfg.bus_bytes
-    spad = (0, cfg.spad_bytes) if spad is None else spad
-    ext_at, spad_at = ext[0], spad[0]
-    descs = []
-    for _ in range(count):
-        kind = rng.choice(["one", "small", "ragged", "beats", "big" if big else "small", "zero"])
-        row_bytes = {"one": 1, "small": rng.randint(1, 3 * nb), "ragged": rng.randint(1, 400),
-                     "beats": nb * rng.randint(1, 40), "zero": rng.choice([0, 5]),
-                     "big": MAX_BURST_BEATS * nb + rng.randint(1, 3 * nb)}[kind]
-        rows = 0 if kind == "zero" and row_bytes else rng.randint(1, 3)
-        span = -(-row_bytes // nb) * nb
-        ext_stride = span + nb * rng.choice([0, 0, 1, 5])
-        spad_stride = span + nb * rng.choice([0, 1, 3])
-        ext_len = max(rows - 1, 0) * ext_stride + span
-        spad_len = max(rows - 1, 0) * spad_stride + span
-        if rng.random() < 0.3:  # start just short of a 4 KiB boundary
-            boundary = -(-(ext_at + nb) // BURST_BOUNDARY) * BURST_BOUNDARY
-            ext_at = max(ext_at, boundary - nb * rng.randint(1, 4))
-        ext_at += nb * rng.randint(0, 3)
-        spad_at += nb * rng.randint(0, 3)
-        if ext_at + ext_len + nb > ext[1] or spad_at + spad_len + nb > spad[1]:
-            break
-        descs.append(Desc(ext_at, spad_at, rows, row_bytes, ext_stride, spad_stride))
-        ext_at += ext_len + nb
-        spad_at += spad_len + nb
-    return descs
 
 
 async def wait_until(ctx, condition):
@@ -393,16 +285,3 @@ def run_descriptors(cfg, dut, descs, *, memory, spad, seed, idle=0.0, backpressu
 
     bench.run(drive, collect, timeout=timeout)
     return run
-
-
-def golden(cfg, descs, *, load, memory, spad):
-    """Golden memory and scratchpad after ``descs`` all complete."""
-    memory, spad = memory.copy(), spad.copy()
-    for desc in descs:
-        copy_bursts(reference_bursts(cfg, desc), load=load, memory=memory, spad=spad)
-    return memory, spad
-
-
-def first_difference(actual, expected):
-    where = np.flatnonzero(actual != expected)
-    return f"{len(where)} bytes differ, first at {where[0]:#x}" if len(where) else "equal"

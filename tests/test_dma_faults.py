@@ -7,24 +7,21 @@ import random
 
 import numpy as np
 import pytest
-from dma_slave import (
-    Bench,
-    Desc,
-    bus_outcome,
-    copy_bursts,
-    expected_code,
-    first_difference,
-    make_config,
-    random_bytes,
-    reference_bursts,
-    wait_until,
-)
+from dma_slave import Bench, make_config, random_bytes, wait_until
 
 from rtl.bus.axi import Resp
 from rtl.bus.stream_sim import stream_get, stream_put
 from rtl.dma.descriptor import DmaError
 from rtl.dma.read_engine import ReadEngine
 from rtl.dma.write_engine import WriteEngine
+from verification.models.dma import (
+    Desc,
+    bus_outcome,
+    copy_bursts,
+    expected_code,
+    first_difference,
+    reference_bursts,
+)
 
 MEM = 65536
 WINDOW = (0x1000, 0xF000)
@@ -54,7 +51,8 @@ def fault_case(cfg, fault):
     if fault == "decerr":
         ram = dict(decerr=[(0x5700, 0x5701)])  # row 3
     code = {"slverr": DmaError.SLVERR, "decerr": DmaError.DECERR,
-            "window_shrinks": DmaError.WINDOW}.get(fault, expected_code(cfg, bad, WINDOW))
+            "window_shrinks": DmaError.WINDOW}.get(
+                fault, expected_code(bad, cfg.bus_bytes, WINDOW, cfg.spad_bytes))
     return bad, code, ram
 
 
@@ -131,11 +129,11 @@ def test_fault(load, bus_width, fault):
 
     bench.run(bench_, timeout=20_000)
 
-    ref = reference_bursts(cfg, bad)
+    ref = reference_bursts(bad, cfg.bus_bytes)
     issued = state["bad_bursts"]
     assert issued == [(b.addr, b.beats) for b in ref[:len(issued)]], "not the reference bursts"
     if code in (DmaError.SLVERR, DmaError.DECERR):
-        failing, _ = bus_outcome(bench.ram, ref)
+        failing, _ = bus_outcome(bench.ram.response, ref, cfg.bus_bytes)
         assert len(issued) > failing
         done_bursts = ref[:failing]
     elif fault == "window_shrinks":
@@ -146,7 +144,7 @@ def test_fault(load, bus_width, fault):
         done_bursts = []
 
     golden_memory, golden_spad = memory.copy(), initial_spad.copy()
-    copy_bursts(reference_bursts(cfg, good_a), load=load, memory=golden_memory,
+    copy_bursts(reference_bursts(good_a, cfg.bus_bytes), load=load, memory=golden_memory,
                 spad=golden_spad)
     copy_bursts(done_bursts, load=load, memory=golden_memory, spad=golden_spad)
     late = golden_memory.copy()  # a store's bursts after the failing one may have landed
@@ -154,7 +152,8 @@ def test_fault(load, bus_width, fault):
         copy_bursts(ref[len(done_bursts) + 1:len(issued)], load=False, memory=late,
                     spad=golden_spad.copy())
     for target in (golden_memory, late):
-        copy_bursts(reference_bursts(cfg, good_c), load=load, memory=target, spad=golden_spad)
+        copy_bursts(reference_bursts(good_c, cfg.bus_bytes), load=load, memory=target,
+                    spad=golden_spad)
     final = state["memory"]
     outside = np.r_[0:WINDOW[0], WINDOW[1]:MEM]
     assert (final[outside] == memory[outside]).all(), "memory outside the window changed"
@@ -306,9 +305,9 @@ def test_random_faults_never_hang(load, seed):
         failed = None
         for desc, code in zip(batch, batch_codes, strict=True):
             if failed is None:
-                own = expected_code(cfg, desc, WINDOW)
+                own = expected_code(desc, cfg.bus_bytes, WINDOW, cfg.spad_bytes)
                 if own == DmaError.NONE:
-                    _, own = bus_outcome(bench.ram, reference_bursts(cfg, desc))
+                    _, own = bus_outcome(bench.ram.response, reference_bursts(desc, nb), nb)
                 assert code == own, f"seed {seed}: {desc} reported {code}, not {own}"
                 failed = None if code == DmaError.NONE else code
             else:

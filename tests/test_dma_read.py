@@ -4,20 +4,13 @@
 import random
 import re
 
+import numpy as np
 import pytest
-from dma_slave import (
-    Desc,
-    first_difference,
-    golden,
-    make_config,
-    random_bytes,
-    random_descs,
-    reference_bursts,
-    run_descriptors,
-)
+from dma_slave import make_config, random_bytes, run_descriptors
 
 from rtl.dma.descriptor import DmaError
 from rtl.dma.read_engine import ReadEngine
+from verification.models.dma import Desc, first_difference, golden, random_descs, reference_bursts
 
 MEM = 65536
 WINDOW = (0x800, MEM - 0x800)
@@ -32,14 +25,14 @@ TRAFFIC = [
 def check_loads(cfg, descs, *, seed, window=WINDOW, **kwargs):
     rng = random.Random(seed)
     memory, spad = random_bytes(rng, MEM), random_bytes(rng, cfg.spad_bytes)
-    _, expected = golden(cfg, descs, load=True, memory=memory, spad=spad)
+    _, expected = golden(descs, cfg.bus_bytes, load=True, memory=memory, spad=spad)
     run = run_descriptors(cfg, ReadEngine(cfg), descs, memory=memory, spad=spad, seed=seed,
                           window=window, **kwargs)
     where = f"seed {seed}"
     assert run.codes == [DmaError.NONE] * len(descs), where
     assert (spad == expected).all(), f"{where}: scratchpad {first_difference(spad, expected)}"
     assert (run.memory == memory).all(), f"{where}: a read changed memory"
-    bursts = [(b.addr, b.beats) for d in descs for b in reference_bursts(cfg, d)]
+    bursts = [(b.addr, b.beats) for d in descs for b in reference_bursts(d, cfg.bus_bytes)]
     assert run.bench.monitor.ars == bursts, f"{where}: bursts differ from the splitting rules"
     return run
 
@@ -53,8 +46,8 @@ def test_random_loads(bus_width, latency, stall, seed):
     every byte of the scratchpad (destinations and the guard bytes around them) matches the
     golden copy, and the ARs are exactly the reference bursts."""
     cfg = make_config(bus_width, addr_width=16 if bus_width == 32 else 32)
-    rng = random.Random(seed)
-    descs = random_descs(rng, cfg, 10, ext=WINDOW, big=True)
+    descs = random_descs(np.random.default_rng(seed), cfg.bus_bytes, 10, ext=WINDOW,
+                         spad=(0, cfg.spad_bytes), addr_width=cfg.addr_width)
     check_loads(cfg, descs, seed=seed, latency=latency, stall=stall, spad_stall=stall,
                 idle=stall, backpressure=stall)
 

@@ -10,16 +10,7 @@ import pytest
 from amaranth import Module
 from amaranth.back import verilog
 from amaranth.lib import wiring
-from dma_slave import (
-    Bench,
-    Desc,
-    first_difference,
-    golden,
-    make_config,
-    random_bytes,
-    random_descs,
-    reference_bursts,
-)
+from dma_slave import Bench, make_config, random_bytes
 
 from rtl.bus.axi import AXI4Signature
 from rtl.bus.stream_sim import simulate, stream_get, stream_put
@@ -28,6 +19,7 @@ from rtl.dma.descriptor import DmaError, descriptor_layout
 from rtl.dma.dma import Dma, engine_control_signature
 from rtl.dma.scratchpad import Scratchpad
 from sim.axi_ram import AXIRam
+from verification.models.dma import Desc, first_difference, golden, random_descs, reference_bursts
 
 
 def run_both(cfg, loads, stores, *, memory, spad, seed, idle=0.0, backpressure=0.0, **kwargs):
@@ -76,10 +68,12 @@ def test_loads_and_stores_at_once(seed):
     rng = random.Random(seed)
     size = 65536
     memory, spad = random_bytes(rng, size), random_bytes(rng, cfg.spad_bytes)
-    loads = random_descs(rng, cfg, 8, ext=(0x800, 0x8000), spad=(0, 0x8000), big=True)
-    stores = random_descs(rng, cfg, 8, ext=(0x8000, 0xF800), spad=(0x8000, 0x10000), big=True)
-    expected_memory, _ = golden(cfg, stores, load=False, memory=memory, spad=spad)
-    _, expected_spad = golden(cfg, loads, load=True, memory=memory, spad=spad)
+    desc_rng = np.random.default_rng(seed)
+    loads = random_descs(desc_rng, cfg.bus_bytes, 8, ext=(0x800, 0x8000), spad=(0, 0x8000))
+    stores = random_descs(desc_rng, cfg.bus_bytes, 8, ext=(0x8000, 0xF800),
+                          spad=(0x8000, 0x10000))
+    expected_memory, _ = golden(stores, cfg.bus_bytes, load=False, memory=memory, spad=spad)
+    _, expected_spad = golden(loads, cfg.bus_bytes, load=True, memory=memory, spad=spad)
     bench, result = run_both(cfg, loads, stores, memory=memory, spad=spad, seed=seed,
                              latency=3, stall=0.3, spad_stall=0.2, idle=0.2, backpressure=0.3,
                              window=(0x800, 0xF800))
@@ -90,9 +84,9 @@ def test_loads_and_stores_at_once(seed):
     assert (final == expected_memory).all(), \
         f"seed {seed}: {first_difference(final, expected_memory)}"
     assert bench.monitor.ars == [(b.addr, b.beats) for d in loads
-                                 for b in reference_bursts(cfg, d)]
+                                 for b in reference_bursts(d, cfg.bus_bytes)]
     assert bench.monitor.aws == [(b.addr, b.beats) for d in stores
-                                 for b in reference_bursts(cfg, d)]
+                                 for b in reference_bursts(d, cfg.bus_bytes)]
     bench.monitor.check_writes()
 
 
@@ -150,8 +144,8 @@ def test_throughput_load_and_store_64k_at_once(latency):
     memory, spad = random_bytes(rng, size), random_bytes(rng, cfg.spad_bytes)
     loads = [Desc(0, 0, 2, 32768, 32768, 32768)]
     stores = [Desc(0x20000, 0x10000, 2, 32768, 32768, 32768)]
-    expected_memory, _ = golden(cfg, stores, load=False, memory=memory, spad=spad)
-    _, expected_spad = golden(cfg, loads, load=True, memory=memory, spad=spad)
+    expected_memory, _ = golden(stores, cfg.bus_bytes, load=False, memory=memory, spad=spad)
+    _, expected_spad = golden(loads, cfg.bus_bytes, load=True, memory=memory, spad=spad)
     _, result = run_both(cfg, loads, stores, memory=memory, spad=spad, seed=9,
                          latency=latency, window=(0, size))
     assert (spad == expected_spad).all()

@@ -4,20 +4,13 @@
 import random
 import re
 
+import numpy as np
 import pytest
-from dma_slave import (
-    Desc,
-    first_difference,
-    golden,
-    make_config,
-    random_bytes,
-    random_descs,
-    reference_bursts,
-    run_descriptors,
-)
+from dma_slave import make_config, random_bytes, run_descriptors
 
 from rtl.dma.descriptor import DmaError
 from rtl.dma.write_engine import WriteEngine
+from verification.models.dma import Desc, first_difference, golden, random_descs, reference_bursts
 
 MEM = 65536
 WINDOW = (0x800, MEM - 0x800)
@@ -32,7 +25,7 @@ TRAFFIC = [
 def check_stores(cfg, descs, *, seed, window=WINDOW, **kwargs):
     rng = random.Random(seed)
     memory, spad = random_bytes(rng, MEM), random_bytes(rng, cfg.spad_bytes)
-    expected, _ = golden(cfg, descs, load=False, memory=memory, spad=spad)
+    expected, _ = golden(descs, cfg.bus_bytes, load=False, memory=memory, spad=spad)
     before = spad.copy()
     run = run_descriptors(cfg, WriteEngine(cfg), descs, memory=memory, spad=spad, seed=seed,
                           window=window, **kwargs)
@@ -41,7 +34,7 @@ def check_stores(cfg, descs, *, seed, window=WINDOW, **kwargs):
     assert (run.memory == expected).all(), \
         f"{where}: memory {first_difference(run.memory, expected)}"
     assert (spad == before).all(), f"{where}: a store changed the scratchpad"
-    bursts = [(b.addr, b.beats) for d in descs for b in reference_bursts(cfg, d)]
+    bursts = [(b.addr, b.beats) for d in descs for b in reference_bursts(d, cfg.bus_bytes)]
     assert run.bench.monitor.aws == bursts, f"{where}: bursts differ from the splitting rules"
     run.bench.monitor.check_writes()
     return run
@@ -57,8 +50,8 @@ def test_random_stores(bus_width, stall, spad_latency, seed):
     the bytes a partial last beat leaves alone, and everything else) matches the golden copy;
     the AWs are exactly the reference bursts and every W burst matches its AW."""
     cfg = make_config(bus_width, addr_width=16 if bus_width == 32 else 32)
-    rng = random.Random(seed)
-    descs = random_descs(rng, cfg, 16, ext=WINDOW, big=True)
+    descs = random_descs(np.random.default_rng(seed), cfg.bus_bytes, 16, ext=WINDOW,
+                         spad=(0, cfg.spad_bytes), addr_width=cfg.addr_width)
     check_stores(cfg, descs, seed=seed, stall=stall, spad_stall=stall,
                  spad_latency=spad_latency, idle=stall, backpressure=stall)
 

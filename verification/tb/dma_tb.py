@@ -2,9 +2,10 @@
 slave memory and a host that sends descriptors, takes ``done`` reports and reads the
 scratchpad back through its compute read port.
 
-The golden model is a NumPy copy of external memory and of the scratchpad, updated by
-:func:`pieces` (the splitting rules of ``docs/dma.md``: rows into INCR bursts at 256 beats
-and 4 KiB boundaries) as each descriptor completes. Every check compares whole arrays, so
+The golden model is a NumPy copy of external memory and of the scratchpad, updated with the
+bursts of :func:`verification.models.dma.reference_bursts` (the splitting rules of
+``docs/dma.md``: rows into INCR bursts at 256 beats and 4 KiB boundaries) as each descriptor
+completes. Every check compares whole arrays, so
 the bytes around and between every destination are checked unchanged.
 
 The scratchpad keeps its contents across resets and so across the tests of one simulator
@@ -13,20 +14,26 @@ run; a test first fills the scratchpad region it uses with a LOAD of known bytes
 """
 
 import functools
-from dataclasses import dataclass
 
 import numpy as np
 
-from rtl.bus.axi import BURST_BOUNDARY, MAX_BURST_BEATS, Burst, Resp
+from rtl.bus.axi import BURST_BOUNDARY
 from rtl.dma.descriptor import DmaError, descriptor_layout
 from sim.axi_ram import check_ranges
 from sim.dma_system import DmaSystem
 from verification.axi_ram import AxiRamModel
+from verification.models.dma import (
+    Desc,
+    bus_outcome,
+    copy_bursts,
+    first_difference,
+    reference_bursts,
+)
 
 from .base import BenchTB
 from .streams import Clocking, StreamSink, StreamSource
 
-__all__ = ["TB", "Desc", "Piece", "pieces", "span", "random_descs", "STRESS"]
+__all__ = ["TB", "STRESS"]
 
 #: Stimulus of the stress-off and stress-on runs: read latency drawn per AR, the fraction of
 #: stalled cycles on every AXI channel, idle cycles between descriptors (and readback
@@ -35,134 +42,6 @@ STRESS = {
     False: {"read_latency": (0, 2), "stall": 0.0, "idle": 0.0, "backpressure": 0.0},
     True: {"read_latency": (0, 24), "stall": 0.3, "idle": 0.3, "backpressure": 0.3},
 }
-
-
-@dataclass(frozen=True)
-class Desc:
-    """One descriptor (``descriptor_layout``)."""
-
-    ext_addr: int
-    spad_addr: int
-    rows: int
-    row_bytes: int
-    ext_stride: int
-    spad_stride: int
-
-    @property
-    def empty(self):
-        return self.rows == 0 or self.row_bytes == 0
-
-    def fields(self):
-        return dict(self.__dict__)
-
-
-@dataclass(frozen=True)
-class Piece:
-    """One burst of a descriptor: external ``addr``, ``beats``, scratchpad ``spad`` of its
-    first byte, and the ``nbytes`` it moves (fewer than ``beats * bus_bytes`` at a row's
-    end)."""
-
-    addr: int
-    beats: int
-    spad: int
-    nbytes: int
-
-
-def pieces(desc, nb):
-    """The bursts of ``desc`` on an ``nb``-byte bus, in order: every row split at 256 beats
-    and at every 4 KiB boundary, no burst spanning two rows."""
-    out = []
-    for row in range(desc.rows if desc.row_bytes else 0):
-        addr = desc.ext_addr + row * desc.ext_stride
-        spad = desc.spad_addr + row * desc.spad_stride
-        left = desc.row_bytes
-        while left > 0:
-            beats = min(-(-left // nb), MAX_BURST_BEATS,
-                        (BURST_BOUNDARY - addr % BURST_BOUNDARY) // nb)
-            nbytes = min(left, beats * nb)
-            out.append(Piece(addr, beats, spad, nbytes))
-            addr, spad, left = addr + beats * nb, spad + beats * nb, left - nbytes
-    return out
-
-
-def span(desc, nb, *, ext=True):
-    """``(lo, hi)``: the bytes from the first row's start to the end of the last row's last
-    beat, in external memory (``ext``) or the scratchpad."""
-    start, stride = ((desc.ext_addr, desc.ext_stride) if ext
-                     else (desc.spad_addr, desc.spad_stride))
-    if desc.empty:
-        return start, start
-    return start, start + (desc.rows - 1) * stride + -(-desc.row_bytes // nb) * nb
-
-
-#: The external address of ``zero`` descriptors: misaligned, outside any window, and its
-#: extent would wrap the address space; none of it matters, as they are not checked.
-ZERO_EXT_ADDR = 0xFFFF_FFF3
-
-#: The shapes :func:`random_descs` draws, and those every list contains at least once.
-KINDS = ("one", "ragged", "beats", "cross", "long", "strided", "zero")
-REQUIRED = ("one", "cross", "long", "strided", "zero")
-
-
-def random_descs(rng, nb, count, *, ext, spad, required=REQUIRED):
-    """Up to ``count`` valid descriptors with disjoint extents inside the byte ranges ``ext``
-    and ``spad`` (``(lo, hi)``, ``nb``-aligned), in a random order: one of each ``required``
-    kind (placed first, so they find room), then kinds at random while they fit.
-
-    Kinds: ``one`` (1-byte rows), ``ragged`` (1 to 400 bytes), ``beats`` (whole beats),
-    ``cross`` (rows starting just short of a 4 KiB boundary and crossing it), ``long`` (rows
-    of more than 256 beats), ``strided`` (strides many beats longer than the rows), ``zero``
-    (no rows or no bytes, with misaligned addresses and an external one outside the window:
-    not checked, moves nothing). One to three rows; strides at least the row's span, often longer.
-    Consecutive extents are one to four beats apart.
-    """
-    def pick(lo, hi):
-        return int(rng.integers(lo, hi + 1))
-
-    def fits(desc):
-        return span(desc, nb)[1] + nb <= ext[1] and span(desc, nb, ext=False)[1] + nb <= spad[1]
-
-    kinds = list(required) + [KINDS[pick(0, len(KINDS) - 1)]
-                              for _ in range(count - len(required))]
-    ext_at, spad_at = ext[0], spad[0]
-    descs = []
-    for index, kind in enumerate(kinds):
-        if kind == "zero":
-            rows, row_bytes = (0, pick(1, 300)) if pick(0, 1) else (pick(1, 3), 0)
-            descs.append(Desc(ZERO_EXT_ADDR, spad_at + 1, rows, row_bytes, pick(1, 99), 3))
-            continue
-        rows = pick(1, 3) if kind != "long" else pick(1, 2)
-        row_bytes = {"one": 1, "ragged": pick(1, 400), "beats": nb * pick(1, 40),
-                     "cross": pick(2 * nb, 64 * nb), "long": MAX_BURST_BEATS * nb + pick(1, 3 * nb),
-                     "strided": pick(1, 12 * nb)}[kind]
-        row_span = -(-row_bytes // nb) * nb
-        extra = (pick(5, 40), pick(1, 8)) if kind == "strided" else (pick(0, 2), pick(0, 2))
-        ext_stride, spad_stride = row_span + nb * extra[0], row_span + nb * extra[1]
-        ext_at += nb * pick(1, 4)
-        spad_at += nb * pick(1, 4)
-        if kind == "cross":  # every row starts a few beats before a 4 KiB boundary
-            ext_stride = BURST_BOUNDARY
-            page = -(-(ext_at + 4 * nb) // BURST_BOUNDARY) * BURST_BOUNDARY
-            ext_at = page - nb * pick(1, min(4, row_span // nb - 1))
-        desc = Desc(ext_at, spad_at, rows, row_bytes, ext_stride, spad_stride)
-        if not fits(desc):
-            desc = Desc(ext_at, spad_at, 1, row_bytes, ext_stride, spad_stride)
-        if not fits(desc):
-            if index < len(required):
-                raise ValueError(f"no room for a {kind!r} descriptor in {ext}, {spad}")
-            continue
-        descs.append(desc)
-        ext_at, spad_at = span(desc, nb)[1], span(desc, nb, ext=False)[1]
-    return [descs[k] for k in rng.permutation(len(descs))]
-
-
-def first_difference(actual, expected, base=0):
-    where = np.flatnonzero(actual != expected)
-    if not len(where):
-        return "equal"
-    k = where[0]
-    return (f"{len(where)} bytes differ, the first at {base + k:#x} (got {actual[k]:#04x}, "
-            f"expected {expected[k]:#04x})")
 
 
 class Pins:
@@ -267,7 +146,7 @@ class TB(BenchTB):
         self._spad_error = self.ports("spad_error")
         top = DmaSystem(cfg)
         self.vector_bytes, self.vector_pitch = top.vector_bytes, top.vector_pitch
-        self.bursts = {"load": [], "store": []}  # the pieces expected on the bus, in order
+        self.bursts = {"load": [], "store": []}  # the bursts expected on the bus, in order
 
     def where(self):
         return f"seed {self.seed}, preset {self.config.name}"
@@ -326,7 +205,7 @@ class TB(BenchTB):
 
     def limit(self, descs):
         """A generous cycle limit for ``descs``: a hang fails, it never stalls the run."""
-        beats = sum(p.beats for d in descs for p in pieces(d, self.nb))
+        beats = sum(p.beats for d in descs for p in reference_bursts(d, self.nb))
         return 40 * beats + 200 * len(descs) + 2000
 
     async def run(self, loads=(), stores=(), *, codes=None):
@@ -357,19 +236,19 @@ class TB(BenchTB):
 
     def expect_load(self, desc, upto=None):
         """Copy ``desc`` (its first ``upto`` bursts) from golden memory to the scratchpad."""
-        done = pieces(desc, self.nb)[:upto]
+        done = reference_bursts(desc, self.nb)[:upto]
+        copy_bursts(done, load=True, memory=self.mem, spad=self.spad)
         for p in done:
-            self.spad[p.spad:p.spad + p.nbytes] = self.mem[p.addr:p.addr + p.nbytes]
             self.known[p.spad:p.spad + p.nbytes] = True
         self.bursts["load"] += done
 
     def expect_store(self, desc, upto=None):
         """Copy ``desc`` (its first ``upto`` bursts) from the golden scratchpad to memory."""
-        done = pieces(desc, self.nb)[:upto]
+        done = reference_bursts(desc, self.nb)[:upto]
         for p in done:
             assert self.known[p.spad:p.spad + p.nbytes].all(), \
                 f"bench error: {desc} stores scratchpad bytes the golden does not know"
-            self.mem[p.addr:p.addr + p.nbytes] = self.spad[p.spad:p.spad + p.nbytes]
+        copy_bursts(done, load=False, memory=self.mem, spad=self.spad)
         self.bursts["store"] += done
 
     async def fill(self, lo, hi, src):
@@ -383,13 +262,8 @@ class TB(BenchTB):
 
     def bus_failure(self, desc):
         """``(index, code)`` of the first burst of ``desc`` the memory answers with an error,
-        or ``(None, NONE)``."""
-        shift = self.nb.bit_length() - 1
-        for index, p in enumerate(pieces(desc, self.nb)):
-            resp = self.ram.response(p.addr, p.beats - 1, shift, Burst.INCR)
-            if resp != Resp.OKAY:
-                return index, DmaError.SLVERR if resp == Resp.SLVERR else DmaError.DECERR
-        return None, DmaError.NONE
+        or ``(number of bursts, NONE)``."""
+        return bus_outcome(self.ram.response, reference_bursts(desc, self.nb), self.nb)
 
     # -- checks -----------------------------------------------------------------------------
 

@@ -16,8 +16,9 @@ from dataclasses import replace
 import cocotb
 
 from rtl.dma.descriptor import DmaError
+from verification.models.dma import Desc, expected_code, random_descs, reference_bursts, span
 
-from .dma_tb import TB, Desc, pieces, random_descs, span
+from .dma_tb import TB
 from .reports import write_report
 
 SEEDS = [1, 2, 3]
@@ -84,7 +85,7 @@ async def run_test_load_then_store(dut, seed, stress):
     await tb.run(stores=mirrored + extra)
     tb.check_memory()
     for load, store in zip(loads, mirrored, strict=True):
-        for p in pieces(load, nb):
+        for p in reference_bursts(load, nb):
             moved = tb.memory[p.addr + offset:p.addr + offset + p.nbytes]
             assert (moved == tb.memory[p.addr:p.addr + p.nbytes]).all(), \
                 f"{tb.where()}: {store} does not reproduce {load}"
@@ -177,6 +178,9 @@ async def run_test_faults(dut, engine, stress):
     for name, desc, code in cases:
         what = f"{tb.where()}, {engine}, {name}"
         issued = len(port.log)
+        upfront = DmaError.NONE if code in (DmaError.SLVERR, DmaError.DECERR) else code
+        assert expected_code(desc, nb, tb.window, tb.config.spad_bytes) == upfront, \
+            f"bench error: the golden model does not find {name} {upfront}"
         if code == DmaError.NONE:
             await tb.run(**{f"{engine}s": [desc]})
             continue
@@ -187,16 +191,16 @@ async def run_test_faults(dut, engine, stress):
         if code in (DmaError.SLVERR, DmaError.DECERR):
             assert bus_code == code, f"bench error: {name} meets {bus_code}"
             sent = [(r.addr, r.len + 1) for r in port.log[issued:]]
-            expected = [(p.addr, p.beats) for p in pieces(desc, nb)]
+            expected = [(p.addr, p.beats) for p in reference_bursts(desc, nb)]
             assert failed < len(sent) and sent == expected[:len(sent)], \
                 f"{what}: bursts {sent} are not those of the descriptor up to the failing one"
             if engine == "load":
                 tb.expect_load(desc, upto=failed)
             else:
                 tb.expect_store(desc, upto=failed)
-                later = pieces(desc, nb)[failed + 1:len(sent)]
+                later = reference_bursts(desc, nb)[failed + 1:len(sent)]
                 expect_partial(tb, later, what)
-            tb.bursts[engine] += pieces(desc, nb)[failed:len(sent)]
+            tb.bursts[engine] += reference_bursts(desc, nb)[failed:len(sent)]
         else:
             assert len(port.log) == issued, f"{what}: issued a burst"
         tb.check_memory()
