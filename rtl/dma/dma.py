@@ -4,31 +4,13 @@ from amaranth import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .descriptor import DmaError, axi_signature, check_config, descriptor_layout
+from .descriptor import axi_signature, check_config
+from .front import engine_control_signature
 from .read_engine import ReadEngine
 from .scratchpad import dma_write_layout
 from .write_engine import WriteEngine
 
 __all__ = ["Dma", "engine_control_signature"]
-
-
-def engine_control_signature(config):
-    """How a queue drives one engine, from the driver's side: ``desc`` (descriptors out),
-    ``done`` (one outcome per descriptor back), ``clear`` (leave the error state), ``error``
-    (the code while stopped) and ``busy``.
-
-    Raises
-    ------
-    TypeError
-        If ``config`` is not a :class:`JalapenoConfig`.
-    """
-    return wiring.Signature({
-        "desc": Out(stream.Signature(descriptor_layout(config))),
-        "done": In(stream.Signature(DmaError)),
-        "clear": Out(1),
-        "error": In(DmaError),
-        "busy": In(1),
-    })
 
 
 class Dma(wiring.Component):

@@ -9,7 +9,35 @@ from .check import DescriptorCheck
 from .control import EngineControl, check_max_pending
 from .descriptor import DmaError, burst_layout, check_config, descriptor_layout
 
-__all__ = ["EngineFront"]
+__all__ = ["EngineFront", "engine_control_signature", "engine_ports"]
+
+
+def engine_control_signature(config):
+    """How a queue drives one engine, from the driver's side: ``desc`` (descriptors out),
+    ``done`` (one outcome per descriptor back), ``clear`` (leave the error state), ``error``
+    (the code while stopped) and ``busy``.
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not a :class:`JalapenoConfig`.
+    """
+    return wiring.Signature({
+        "desc": Out(stream.Signature(descriptor_layout(config))),
+        "done": In(stream.Signature(DmaError)),
+        "clear": Out(1),
+        "error": In(DmaError),
+        "busy": In(1),
+    })
+
+
+def engine_ports(config):
+    """The ports both engines have, as a signature dict: the control port of
+    :func:`engine_control_signature` from the engine's side, and the window
+    (``window_base``, ``window_limit``)."""
+    control = engine_control_signature(config).flip().members
+    return {**{name: control[name] for name in control},
+            "window_base": In(config.addr_width), "window_limit": In(config.addr_width)}
 
 
 class EngineFront(wiring.Component):

@@ -2,7 +2,7 @@
 
 from amaranth import Const, Module, Signal
 from amaranth.lib import data, fifo, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import Out
 
 from ..bus.axi import Burst, Resp
 from ..bus.skid import SkidBuffer
@@ -12,9 +12,8 @@ from .descriptor import (
     beat_shift,
     burst_layout,
     check_config,
-    descriptor_layout,
 )
-from .front import EngineFront
+from .front import EngineFront, engine_ports
 from .scratchpad import dma_write_layout
 
 __all__ = ["ReadEngine", "AXI_CACHE", "AXI_PROT"]
@@ -88,13 +87,7 @@ class ReadEngine(wiring.Component):
         self._config = config
         axi = axi_signature(config)
         super().__init__({
-            "desc": In(stream.Signature(descriptor_layout(config))),
-            "done": Out(stream.Signature(DmaError)),
-            "window_base": In(config.addr_width),
-            "window_limit": In(config.addr_width),
-            "clear": In(1),
-            "error": Out(DmaError),
-            "busy": Out(1),
+            **engine_ports(config),
             "ar": axi.members["ar"],
             "r": axi.members["r"],
             "spad_w": Out(stream.Signature(dma_write_layout(config))),

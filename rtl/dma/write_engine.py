@@ -12,9 +12,8 @@ from .descriptor import (
     beat_shift,
     burst_layout,
     check_config,
-    descriptor_layout,
 )
-from .front import EngineFront
+from .front import EngineFront, engine_ports
 from .read_engine import AXI_CACHE, AXI_PROT
 
 __all__ = ["WriteEngine"]
@@ -76,13 +75,7 @@ class WriteEngine(wiring.Component):
         self._config = config
         axi = axi_signature(config)
         super().__init__({
-            "desc": In(stream.Signature(descriptor_layout(config))),
-            "done": Out(stream.Signature(DmaError)),
-            "window_base": In(config.addr_width),
-            "window_limit": In(config.addr_width),
-            "clear": In(1),
-            "error": Out(DmaError),
-            "busy": Out(1),
+            **engine_ports(config),
             "aw": axi.members["aw"],
             "w": axi.members["w"],
             "b": axi.members["b"],
