@@ -3,21 +3,29 @@
 
 """The formal flow: every proof of ``make formal`` passes, and broken designs fail theirs.
 
-Each proof is a SymbiYosys run of a second or two once the YoWASP Yosys is compiled (about 40 s
-the first time on a machine, cached after). The negative tests run the skid buffer's proof on
-deliberately broken buffers and a bare AXI channel without its environment assumption: each
-must FAIL with a counterexample trace, so a proof cannot pass vacuously.
+Each proof is a SymbiYosys run of a few seconds once the YoWASP Yosys is compiled (about 40 s
+the first time on a machine, cached after); the bounded ``dma_write_bursts`` takes about 6 s.
+The negative tests run the skid buffer's proof on deliberately broken buffers and a bare AXI
+channel without its environment assumption, and the DMA's proofs on broken burst splitters (no
+4 KiB split, no per-burst window check, bursts past 256 beats, built by monkeypatching and
+subclassing, never by editing ``rtl/``) and a W skid buffer that marks every beat ``last``:
+each must FAIL with a counterexample trace, so a proof cannot pass vacuously. One more shows
+why property 4 of the DMA proofs assumes the window stable while a burst is offered.
 """
 
 import re
 from functools import partial
 
 import pytest
-from amaranth import Fragment, Module
+from amaranth import Const, Fragment, Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+import rtl.dma.burst
+import rtl.dma.front
+import rtl.dma.write_engine
 from rtl.bus.skid import SkidBuffer
+from rtl.dma.burst import BurstSplitter
 from verification.formal import (
     PROOFS,
     Harness,
@@ -32,6 +40,14 @@ from verification.formal import (
     run_proof,
 )
 from verification.formal.__main__ import main
+from verification.formal.dma import (
+    CONFIG,
+    dma_harness,
+    engine_harness,
+    splitter_harness,
+    subfragment,
+    write_bursts_harness,
+)
 from verification.formal.proofs import AW
 from verification.formal.skid import find_signals, skid_harness
 
@@ -81,6 +97,63 @@ class Passthrough(wiring.Component):
         m = Module()
         wiring.connect(m, wiring.flipped(self.i), wiring.flipped(self.o))
         return m
+
+
+class NoWindowCheck(BurstSplitter):
+    """Broken: the per-burst window check compares each burst with the whole address space
+    instead of the window, so it never withholds one."""
+
+    def elaborate(self, platform):
+        base, limit = self.window_base, self.window_limit
+        self.window_base = Const(0, len(base))
+        self.window_limit = Const((1 << len(limit)) - 1, len(limit))
+        try:
+            return super().elaborate(platform)
+        finally:
+            self.window_base, self.window_limit = base, limit
+
+
+class AlwaysLast(wiring.Component):
+    """Broken: a W skid buffer (a real :class:`SkidBuffer` inside) whose ``o.last`` is always
+    high, so every beat ends a burst."""
+
+    def __init__(self, channel):
+        self._channel = channel
+        super().__init__({"i": In(channel), "o": Out(channel)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.inner = inner = SkidBuffer(self._channel)
+        wiring.connect(m, wiring.flipped(self.i), inner.i)
+        for name in self._channel.members:
+            if name == "ready":
+                m.d.comb += inner.o.ready.eq(self.o.ready)
+            elif name != "last":
+                m.d.comb += getattr(self.o, name).eq(getattr(inner.o, name))
+        m.d.comb += self.o.last.eq(1)
+        return m
+
+
+def _w_always_last(channel):
+    return AlwaysLast(channel) if "last" in channel.members else SkidBuffer(channel)
+
+
+#: Broken splitters: how to make one (given pytest's monkeypatch) and the splitter proof's
+#: messages one of which must fail.
+SPLITTER_MUTANTS = {
+    "no_4k_split": (
+        lambda monkeypatch: monkeypatch.setattr(rtl.dma.burst, "BURST_BOUNDARY", 1 << 16),
+        ["splitter: held burst crosses a 4 KiB boundary",
+         "bursts: burst crosses a 4 KiB boundary"]),
+    "no_window_check": (
+        lambda monkeypatch: monkeypatch.setattr(rtl.dma.front, "BurstSplitter", NoWindowCheck),
+        ["bursts: burst outside the window"]),
+    "past_256_beats": (
+        lambda monkeypatch: monkeypatch.setattr(rtl.dma.burst, "MAX_BURST_BEATS", 512),
+        ["bursts: burst ends before the row, 256 beats or 4 KiB",
+         "bursts: burst runs past the end of its row",
+         "bursts: burst does not start where the previous one ended"]),
+}
 
 
 def passthrough_harness(*, assume):
@@ -217,3 +290,71 @@ def test_format_table():
         "skid_aw  prove      3  PASS        1.2",
         "skid_aw  prove      3  FAIL       12.0",
     ]
+
+
+@pytest.mark.parametrize("mutant", list(SPLITTER_MUTANTS))
+def test_broken_splitter_fails_its_proof(mutant, monkeypatch, tmp_path):
+    """Each broken splitter fails the reference proof, as registered (k-induction)."""
+    make, messages = SPLITTER_MUTANTS[mutant]
+    make(monkeypatch)
+    dut = rtl.dma.front.BurstSplitter  # NoWindowCheck once patched; the others patch the module
+    proof = Proof(f"splitter_{mutant}", partial(splitter_harness, dut=dut), "prove", 4)
+    assert_fails(run_proof(proof, out_dir=tmp_path), *messages)
+
+
+@pytest.mark.parametrize(("mutant", "kind", "message"), [
+    ("no_4k_split", "read", "ar: burst crosses a 4 KiB boundary"),
+    ("no_4k_split", "write", "aw: burst crosses a 4 KiB boundary"),
+    ("no_window_check", "read", "ar: burst outside the window"),
+    ("no_window_check", "write", "aw: burst outside the window"),
+])
+def test_engine_with_broken_splitter_fails_on_the_bus(mutant, kind, message, monkeypatch,
+                                                      tmp_path):
+    """An engine built with a broken splitter issues a bad burst on its AXI port: the
+    counterexample is on the port's own assertion (no white-box invariant in the harness),
+    from reset, within 8 cycles."""
+    SPLITTER_MUTANTS[mutant][0](monkeypatch)
+    proof = Proof(f"{kind}_{mutant}", partial(engine_harness, kind, white_box=False), "bmc", 8)
+    assert_fails(run_proof(proof, out_dir=tmp_path), message)
+
+
+def test_registered_engine_proof_fails_without_4k_split(monkeypatch, tmp_path):
+    """The engine harness as registered, white box and all, fails too."""
+    SPLITTER_MUTANTS["no_4k_split"][0](monkeypatch)
+    proof = Proof("read_no_4k", partial(engine_harness, "read"), "prove", 6)
+    assert_fails(run_proof(proof, out_dir=tmp_path), "ar: burst crosses a 4 KiB boundary",
+                 "ar skid: burst crosses a 4 KiB boundary",
+                 "splitter: held burst crosses a 4 KiB boundary")
+
+
+@pytest.mark.parametrize("harness", [partial(engine_harness, "write"), write_bursts_harness],
+                         ids=["dma_write", "dma_write_bursts"])
+def test_w_last_on_every_beat_fails(harness, monkeypatch, tmp_path):
+    """A W skid buffer that ends every burst after one beat fails both W proofs."""
+    monkeypatch.setattr(rtl.dma.write_engine, "SkidBuffer", _w_always_last)
+    proof = Proof("w_always_last", harness, "bmc", 10)
+    assert_fails(run_proof(proof, out_dir=tmp_path), "w: last differs from the word asked for",
+                 "w: last not on the final beat", "w: burst of other than len + 1 beats")
+
+
+def test_window_must_hold_while_a_burst_is_offered(tmp_path):
+    """Without the window assumption, a burst checked in the cycle it is committed to the skid
+    buffer is offered a cycle later, under a window that may have changed since: the strict
+    form of property 4 fails, which is why it assumes the window stable while a burst is
+    offered (``dma_window_free`` proves what holds without)."""
+    proof = Proof("dma_strict_window", partial(dma_harness, window="strict"), "bmc", 8)
+    assert_fails(run_proof(proof, out_dir=tmp_path),
+                 "bus__ar: burst outside the window", "bus__aw: burst outside the window")
+
+
+def test_dma_harness_checks_its_arguments():
+    with pytest.raises(ValueError, match=r"^window must be one of stable, free, strict, "
+                                         r"not 'open'$"):
+        engine_harness("read", window="open")
+    with pytest.raises(ValueError, match=r"^window must be one of stable, free, strict, "
+                                         r"not 'open'$"):
+        dma_harness(window="open")
+    fragment = Fragment.get(Passthrough(), None)
+    with pytest.raises(LookupError, match=r"^no submodule 'front' in "):
+        subfragment(fragment, "front")
+    assert CONFIG.addr_width >= 13 and CONFIG.bus_bytes == 4
