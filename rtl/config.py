@@ -102,6 +102,30 @@ class JalapenoConfig:
         return ceil_log2(self.spad_bytes)
 
     @property
+    def acc_row_bytes(self):
+        """Bytes an accumulator row takes in the DMA's view of the accumulator memory:
+        ``cols`` little-endian int32 lanes, rounded up to a power of two (padding reads as
+        zeros)."""
+        return 1 << ceil_log2(self.cols * self.acc_width // 8)
+
+    @property
+    def acc_bytes(self):
+        """Bytes of the whole accumulator memory in the DMA's view."""
+        return self.acc_depth * self.acc_row_bytes
+
+    @property
+    def acc_base(self):
+        """Local address of accumulator row 0: the power of two at or above both
+        ``spad_bytes`` and ``acc_bytes``, so local addresses below it are the scratchpad's."""
+        return 1 << max(self.spad_addr_width, ceil_log2(self.acc_bytes))
+
+    @property
+    def local_addr_width(self):
+        """Width of a local address, the DMA's side of a transfer: the scratchpad from 0, the
+        accumulator memory from ``acc_base``."""
+        return ceil_log2(self.acc_base) + 1
+
+    @property
     def bus_bytes(self):
         """Bytes per beat of the AXI4 master."""
         return self.bus_width // 8

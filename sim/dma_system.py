@@ -4,12 +4,13 @@
 """The DMA with its scratchpad: the simulation top of the ``dma`` cocotb bench.
 
 :class:`DmaSystem` wires :class:`rtl.dma.dma.Dma` to :class:`rtl.dma.scratchpad.Scratchpad` as
-the accelerator does (``spad_w`` into ``dma_w``; ``spad_r``, zero-extended into the scratchpad
-half of ``dma_r``, and ``dma_rdata`` back), and exposes what a bench needs from outside: the
-DMA's AXI4 master ``bus``, both engines' control ports, the window, and the scratchpad's
-compute read port ``vec_r``/``vec_data`` as the host's view of the scratchpad. The bench puts
-data into the scratchpad with LOADs (so it needs no write port of its own) and reads it back,
-a vector per cycle, through ``vec_r``.
+the accelerator does (``spad_w`` into ``dma_w``, ``spad_r`` into ``dma_r`` and ``dma_rdata``
+back), and exposes what a bench needs from outside: the DMA's AXI4 master ``bus``, both
+engines' control ports, the window, the scratchpad's compute read port ``vec_r``/``vec_data``
+as the host's view of the scratchpad, and its accumulator port ``acc_read``/``acc_data``,
+which the bench serves in place of the matrix unit. The bench puts data into the scratchpad
+with LOADs (so it needs no write port of its own), reads it back, a vector per cycle, through
+``vec_r``, and STOREs accumulator rows from the memory it serves.
 """
 
 from amaranth import Module
@@ -41,6 +42,9 @@ class DmaSystem(wiring.Component):
     vec_r, vec_data
         The scratchpad's compute read port: ``vector_pitch``-aligned byte addresses in,
         ``vector_bytes`` bytes out, one per cycle (``Scratchpad.vec_r``/``vec_data``).
+    acc_read, acc_data
+        The scratchpad's port into the accumulator memory: row addresses out, ``cols`` int32
+        rows back in order (``Scratchpad.acc_read``/``acc_data``).
     spad_error : Out(1)
         The scratchpad's sticky ``error`` (a misaligned or out-of-range access was accepted).
     vector_bytes, vector_pitch : int
@@ -69,6 +73,8 @@ class DmaSystem(wiring.Component):
             "bus": Out(axi_signature(config)),
             "vec_r": spad_ports["vec_r"],
             "vec_data": spad_ports["vec_data"],
+            "acc_read": spad_ports["acc_read"],
+            "acc_data": spad_ports["acc_data"],
             "spad_error": Out(1),
         })
 
@@ -85,15 +91,14 @@ class DmaSystem(wiring.Component):
         wiring.connect(m, dma.bus, wiring.flipped(self.bus))
         wiring.connect(m, wiring.flipped(self.vec_r), spad.vec_r)
         wiring.connect(m, spad.vec_data, wiring.flipped(self.vec_data))
+        wiring.connect(m, spad.acc_read, wiring.flipped(self.acc_read))
+        wiring.connect(m, wiring.flipped(self.acc_data), spad.acc_data)
         wiring.connect(m, dma.spad_w, spad.dma_w)
+        wiring.connect(m, dma.spad_r, spad.dma_r)
         wiring.connect(m, spad.dma_rdata, dma.spad_rdata)
         m.d.comb += [
             dma.window_base.eq(self.window_base),
             dma.window_limit.eq(self.window_limit),
-            # spad_r reaches the scratchpad half of the scratchpad's DMA read space only.
-            spad.dma_r.payload.eq(dma.spad_r.payload),
-            spad.dma_r.valid.eq(dma.spad_r.valid),
-            dma.spad_r.ready.eq(spad.dma_r.ready),
             self.spad_error.eq(spad.error),
         ]
         return m

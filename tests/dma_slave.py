@@ -10,6 +10,7 @@ latency), and :class:`BusMonitor` watches the bus. Swapping the slave means chan
 """
 
 import random
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +23,7 @@ from rtl.config import JalapenoConfig
 from sim.axi_ram import AXIRam
 
 __all__ = ["make_config", "Bench", "SpadModel", "BusMonitor", "wait_until", "random_bytes", "Run",
-           "run_descriptors"]
+           "run_descriptors", "fake_accumulator"]
 
 
 def make_config(bus_width, *, addr_width=32, spad_bytes=65536):
@@ -285,3 +286,33 @@ def run_descriptors(cfg, dut, descs, *, memory, spad, seed, idle=0.0, backpressu
 
     bench.run(drive, collect, timeout=timeout)
     return run
+
+
+def fake_accumulator(spad, rows, *, rng=None, latency=(2, 2), ready=1.0, depth=3):
+    """A background testbench serving the ``acc_read``/``acc_data`` ports of ``spad`` (a
+    :class:`~rtl.dma.scratchpad.Scratchpad` or a top exposing them) from ``rows``, as the matrix
+    unit's accumulator memory would: each row ``latency`` (a
+    random range) cycles after its request, in order, ``acc_read.ready`` high with probability
+    ``ready`` while fewer than ``depth`` responses wait."""
+
+    async def serve(ctx):
+        pending = deque()
+        edge = 0
+        while True:
+            take = len(pending) < depth and (ready == 1.0 or rng.random() < ready)
+            ctx.set(spad.acc_read.ready, take)
+            offer = bool(pending) and pending[0][0] <= edge
+            ctx.set(spad.acc_data.valid, offer)
+            if offer:
+                ctx.set(spad.acc_data.payload, rows[pending[0][1]].tolist())
+            _, _, valid, row, taken = await ctx.tick().sample(
+                spad.acc_read.valid, spad.acc_read.payload, spad.acc_data.ready)
+            if offer and taken:
+                pending.popleft()
+            if valid and take:
+                low, high = latency
+                delay = low if low == high else rng.randint(low, high)
+                pending.append((edge + delay, row))
+            edge += 1
+
+    return serve

@@ -10,16 +10,25 @@ import pytest
 from amaranth import Module
 from amaranth.back import verilog
 from amaranth.lib import wiring
-from dma_slave import Bench, make_config, random_bytes
+from dma_slave import Bench, fake_accumulator, make_config, random_bytes
 
 from rtl.bus.axi import AXI4Signature
 from rtl.bus.stream_sim import simulate, stream_get, stream_put
 from rtl.config import PRESETS, preset
 from rtl.dma.descriptor import DmaError, descriptor_layout
 from rtl.dma.dma import Dma, engine_control_signature
-from rtl.dma.scratchpad import Scratchpad
 from sim.axi_ram import AXIRam
-from verification.models.dma import Desc, first_difference, golden, random_descs, reference_bursts
+from sim.dma_system import DmaSystem
+from verification.models.dma import (
+    Desc,
+    acc_image,
+    acc_range,
+    expected_code,
+    first_difference,
+    golden,
+    random_descs,
+    reference_bursts,
+)
 
 
 def run_both(cfg, loads, stores, *, memory, spad, seed, idle=0.0, backpressure=0.0, **kwargs):
@@ -90,46 +99,83 @@ def test_loads_and_stores_at_once(seed):
     bench.monitor.check_writes()
 
 
-def test_with_the_scratchpad():
-    """With the real :class:`Scratchpad` behind ``spad_w`` and ``spad_r`` (``spad_r`` zero
-    extended into its ``dma_r``, the scratchpad half of its space): four ragged rows loaded and
-    stored elsewhere come back byte for byte, at about a beat per cycle each way."""
-    cfg = preset("default")
-    rng = random.Random(10)
-    size = 65536
-    memory = random_bytes(rng, size)
-    dma, spad = Dma(cfg), Scratchpad(cfg)
-    ram = AXIRam(addr_width=32, data_width=64, id_width=1, size=size, init=memory.tobytes())
+def system(cfg, memory, rows, *, seed):
+    """:class:`DmaSystem` with an :class:`AXIRam` over ``memory`` on its bus and ``rows``
+    served as its accumulator memory (a latency of 1 to 4 cycles, ``ready`` 70% of cycles)."""
+    dut = DmaSystem(cfg)
+    ram = AXIRam(addr_width=cfg.addr_width, data_width=cfg.bus_width, id_width=1,
+                 size=len(memory), init=memory.tobytes())
     top = Module()
-    top.submodules += [dma, spad, ram]
-    wiring.connect(top, dma.bus, ram.bus)
-    wiring.connect(top, dma.spad_w, spad.dma_w)
-    wiring.connect(top, spad.dma_rdata, dma.spad_rdata)
-    top.d.comb += [spad.dma_r.payload.eq(dma.spad_r.payload),
-                   spad.dma_r.valid.eq(dma.spad_r.valid),
-                   dma.spad_r.ready.eq(spad.dma_r.ready)]
-    load = Desc(0x1000, 0x100, 4, 4000, 4096, 4096)
-    store = Desc(0x8000, 0x100, 4, 4000, 4096, 4096)
+    top.submodules += [dut, ram]
+    wiring.connect(top, dut.bus, ram.bus)
+    serve = fake_accumulator(dut, rows, rng=random.Random(seed), latency=(1, 4), ready=0.7)
+    return top, dut, ram, serve
+
+
+async def run_one(ctx, port, desc):
+    """Run ``desc`` on an engine ``port``; its code and the cycles to ``done``."""
+    await stream_put(ctx, port.desc, desc.fields())
+    cycles = 0
+    while not ctx.get(port.done.valid):
+        await ctx.tick()
+        cycles += 1
+    return await stream_get(ctx, port.done), cycles
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_with_the_scratchpad_and_accumulator(name):
+    """The DMA with the real :class:`Scratchpad` (:class:`sim.dma_system.DmaSystem`): four
+    ragged rows loaded and stored elsewhere come back byte for byte at about a beat per cycle
+    each way; STOREs from the accumulator space write int32 rows little-endian (all rows as two
+    long rows, part rows with a stride across 4 KiB pages, one lane); a STORE running one byte
+    past the accumulator, and a LOAD into the accumulator space, stop with ``SPAD_RANGE`` and
+    write nothing."""
+    cfg = preset(name)
+    nb, pitch, base = cfg.bus_bytes, cfg.acc_row_bytes, cfg.acc_base
+    rng = random.Random(10)
+    size = 262144
+    memory = random_bytes(rng, size)
+    rows = np.random.default_rng(10).integers(-2**31, 2**31, (cfg.acc_depth, cfg.cols))
+    top, dut, ram, serve = system(cfg, memory, rows, seed=10)
+    row_span = min(4000, cfg.spad_bytes // 5) // nb * nb
+    row_bytes = row_span - 3
+    load = Desc(0x1000, 0x100, 4, row_bytes, 4096, row_span)
+    store = Desc(0x8000, 0x100, 4, row_bytes, 4096, row_span)
+    half = cfg.acc_bytes // 2
+    acc_stores = [Desc(0x20000, base, 2, half, half, half),
+                  Desc(0x5FF0 // nb * nb, base + 3 * pitch, 5, pitch - 4, 4096, 2 * pitch),
+                  Desc(0xE000, base + pitch, 1, 4, 0, 0)]
+    rejected = [("store", Desc(0x30000, base + pitch, 2, half - pitch + 1, half, half)),
+                ("load", Desc(0x30000, base, 1, nb, 0, 0))]
+    local = np.zeros(base + cfg.acc_bytes, np.uint8)
+    local[base:] = acc_image(rows)
+    expected = memory.copy()
+    for row in range(4):
+        expected[0x8000 + row * 4096:][:row_bytes] = memory[0x1000 + row * 4096:][:row_bytes]
+    expected, _ = golden(acc_stores, nb, load=False, memory=expected, spad=local)
     cycles = {}
 
     async def bench(ctx):
-        ctx.set(dma.window_limit, size)
-        for name, port, desc in (("load", dma.load, load), ("store", dma.store, store)):
-            await stream_put(ctx, port.desc, desc.fields())
-            start = 0
-            while not ctx.get(port.done.valid):
-                await ctx.tick()
-                start += 1
-            cycles[name] = start
-            assert await stream_get(ctx, port.done) == DmaError.NONE
+        ctx.set(dut.window_limit, size)
+        for engine, desc in (("load", load), ("store", store)):
+            code, cycles[engine] = await run_one(ctx, getattr(dut, engine), desc)
+            assert code == DmaError.NONE, engine
+        for desc in acc_stores:
+            assert (await run_one(ctx, dut.store, desc))[0] == DmaError.NONE, desc
+        for engine, desc in rejected:
+            assert expected_code(desc, nb, (0, size), cfg.spad_bytes,
+                                 acc=acc_range(cfg) if engine == "store" else None) \
+                == DmaError.SPAD_RANGE
+            assert (await run_one(ctx, getattr(dut, engine), desc))[0] == DmaError.SPAD_RANGE
+            ctx.set(getattr(dut, engine).clear, 1)
+            await ctx.tick()
+            ctx.set(getattr(dut, engine).clear, 0)
         final = np.frombuffer(ram.contents(ctx), dtype=np.uint8)
-        expected = memory.copy()
-        for row in range(4):
-            expected[0x8000 + row * 4096:][:4000] = memory[0x1000 + row * 4096:][:4000]
         assert (final == expected).all(), first_difference(final, expected)
+        assert not ctx.get(dut.spad_error)
 
-    simulate(top, bench, timeout=20_000)
-    beats = 4 * 500
+    simulate(top, bench, background=[serve], timeout=40_000)
+    beats = 4 * -(-row_bytes // nb)
     assert cycles["load"] <= beats / 0.9 and cycles["store"] <= beats / 0.9, cycles
 
 
@@ -165,7 +211,7 @@ def test_ports():
     control = engine_control_signature(cfg)
     assert dut.signature.members["load"].signature == control.flip()
     assert set(control.members) == {"desc", "done", "clear", "error", "busy"}
-    assert descriptor_layout(cfg).size == 32 + 16 + 16 + 16 + 32 + 16
+    assert descriptor_layout(cfg).size == 32 + 17 + 16 + 16 + 32 + 17  # local addresses: 17 bits
 
 
 @pytest.mark.parametrize("name", list(PRESETS))

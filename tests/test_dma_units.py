@@ -13,7 +13,7 @@ from rtl.dma.check import DescriptorCheck
 from rtl.dma.control import EngineControl
 from rtl.dma.descriptor import DmaError, checked_layout, descriptor_layout
 from rtl.dma.front import EngineFront
-from verification.models.dma import Desc, expected_code, reference_bursts
+from verification.models.dma import Desc, acc_range, expected_code, reference_bursts
 
 CFG = make_config(64, spad_bytes=16384)
 TOP = 1 << 32
@@ -45,16 +45,15 @@ CHECKS = [
 ]
 
 
-def test_check_known_answers():
-    """Each outcome and its precedence (empty, then MISALIGNED, WINDOW, SPAD_RANGE), on
+def run_checks(dut, cases, *, acc=None):
+    """Each case on ``dut``: the golden model and the RTL give its code, offered on
     ``checked`` exactly ``1 + bit_length(rows - 1)`` cycles after ``desc`` is taken."""
-    dut = DescriptorCheck(CFG)
-
     async def bench(ctx):
         ctx.set(dut.checked.ready, 1)
-        for desc, window, code in CHECKS:
+        for desc, window, code in cases:
             # the golden model agrees
-            assert expected_code(desc, CFG.bus_bytes, window, CFG.spad_bytes) == code, desc
+            assert expected_code(desc, CFG.bus_bytes, window, CFG.spad_bytes, acc=acc) == code, \
+                desc
             ctx.set(dut.window_base, window[0])
             ctx.set(dut.window_limit, window[1])
             await stream_put(ctx, dut.desc, desc.fields())
@@ -70,6 +69,37 @@ def test_check_known_answers():
             await ctx.tick()
 
     simulate(dut, bench)
+
+
+def test_check_known_answers():
+    """Each outcome and its precedence (empty, then MISALIGNED, WINDOW, SPAD_RANGE)."""
+    run_checks(DescriptorCheck(CFG), CHECKS)
+
+
+# The accumulator memory of CFG: 16 rows of 8 bytes from local address 16384, the top of the
+# scratchpad; (descriptor, code of a STORE; a LOAD gets SPAD_RANGE for all of them).
+ACC_BASE = CFG.acc_base
+ACC_CHECKS = [
+    (Desc(0x1000, ACC_BASE, 2, 8, 8, 8), DmaError.NONE),
+    (Desc(0x1000, ACC_BASE, 16, 8, 8, 8), DmaError.NONE),                # every row, exactly
+    (Desc(0x1000, ACC_BASE, 1, 128, 128, 0), DmaError.NONE),             # the same as one row
+    (Desc(0x1000, ACC_BASE + 8, 16, 8, 8, 8), DmaError.SPAD_RANGE),      # one row past the end
+    (Desc(0x1000, ACC_BASE, 1, 129, 8, 8), DmaError.SPAD_RANGE),         # one byte past it
+    (Desc(0x1000, ACC_BASE - 8, 2, 8, 8, 8), DmaError.SPAD_RANGE),       # across both spaces
+    (Desc(0x1000, 2 * ACC_BASE - 8, 1, 8, 8, 8), DmaError.SPAD_RANGE),   # top of the space
+    (Desc(0x1000, 0, 2, 8, 8, ACC_BASE), DmaError.SPAD_RANGE),           # a stride across
+]
+
+
+@pytest.mark.parametrize("store", [True, False], ids=["store", "load"])
+def test_check_accumulator_space(store):
+    """A STORE's check (``accumulator=True``) accepts local extents wholly inside the
+    accumulator memory and nothing else above the scratchpad; a LOAD's rejects them all."""
+    assert (CFG.acc_base, CFG.acc_bytes, CFG.local_addr_width) == (16384, 128, 15)
+    cases = [(desc, (0, TOP - 1), code if store else DmaError.SPAD_RANGE)
+             for desc, code in ACC_CHECKS]
+    run_checks(DescriptorCheck(CFG, accumulator=store), cases,
+               acc=acc_range(CFG) if store else None)
 
 
 @pytest.mark.parametrize("bus_width", [32, 64, 128])

@@ -7,11 +7,13 @@ import pytest
 from amaranth import Module
 from amaranth.back import verilog
 from amaranth.lib.wiring import connect
+from dma_slave import fake_accumulator
 
 from rtl.bus.stream_sim import simulate, stream_get, stream_put
 from rtl.config import JalapenoConfig, preset
 from rtl.dma.scratchpad import Scratchpad
 from rtl.systolic.accumulator import AccumulatorMemory
+from verification.models.dma import acc_image
 
 PRESET_NAMES = ["tiny", "default", "large"]
 #: Shapes beyond the presets: a vector wider than a bus word, with rows padded past ``cols * 4``
@@ -50,9 +52,7 @@ class Golden:
         rows = zero_rows(cfg) if rows is None else rows
         self.spad = spad
         self.mem = np.zeros(cfg.spad_bytes, np.uint8)
-        image = np.zeros((cfg.acc_depth, spad.acc_row_pitch), np.uint8)
-        image[:, :cfg.cols * 4] = rows.astype("<i4").view(np.uint8).reshape(cfg.acc_depth, -1)
-        self.acc = image.reshape(-1)
+        self.acc = acc_image(rows)
 
     def write(self, beat):
         cfg = self.spad.config
@@ -73,8 +73,8 @@ class Golden:
             return 0
         if addr < cfg.spad_bytes:
             return int.from_bytes(self.mem[addr:addr + cfg.bus_bytes].tobytes(), "little")
-        if spad.acc_base <= addr < spad.acc_base + spad.acc_bytes:
-            offset = addr - spad.acc_base
+        if spad.config.acc_base <= addr < spad.config.acc_base + spad.config.acc_bytes:
+            offset = addr - spad.config.acc_base
             return int.from_bytes(self.acc[offset:offset + cfg.bus_bytes].tobytes(), "little")
         return 0
 
@@ -102,34 +102,6 @@ def state_before(spad, writes, edge, rows=None):
 
 def random_rows(rng, cfg):
     return rng.integers(-2**31, 2**31, size=(cfg.acc_depth, cfg.cols), dtype=np.int64)
-
-
-def fake_accumulator(spad, rows, *, rng=None, latency=(2, 2), ready=1.0, depth=3):
-    """A background testbench serving ``acc_read`` from ``rows``: each row ``latency`` (a
-    random range) cycles after its request, in order, ``acc_read.ready`` high with probability
-    ``ready`` while fewer than ``depth`` responses wait."""
-
-    async def serve(ctx):
-        pending = deque()
-        edge = 0
-        while True:
-            take = len(pending) < depth and (ready == 1.0 or rng.random() < ready)
-            ctx.set(spad.acc_read.ready, take)
-            offer = bool(pending) and pending[0][0] <= edge
-            ctx.set(spad.acc_data.valid, offer)
-            if offer:
-                ctx.set(spad.acc_data.payload, rows[pending[0][1]].tolist())
-            _, _, valid, row, taken = await ctx.tick().sample(
-                spad.acc_read.valid, spad.acc_read.payload, spad.acc_data.ready)
-            if offer and taken:
-                pending.popleft()
-            if valid and take:
-                low, high = latency
-                delay = low if low == high else rng.randint(low, high)
-                pending.append((edge + delay, row))
-            edge += 1
-
-    return serve
 
 
 def monitor(spad, golden, log):
@@ -196,9 +168,9 @@ def test_concurrent_against_golden(name, seed):
     writes = [{"addr": addr, "data": int.from_bytes(rng.bytes(cfg.bus_bytes), "little"),
                "strb": int(rng.integers(1 << cfg.bus_bytes))}
               for addr in hot_addresses(spad, cfg.bus_bytes, rng, 120)]
-    acc_words = spad.acc_bytes // cfg.bus_bytes
+    acc_words = spad.config.acc_bytes // cfg.bus_bytes
     dma_reads = [addr if rng.random() < 0.7 else
-                 spad.acc_base + int(rng.integers(acc_words)) * cfg.bus_bytes
+                 spad.config.acc_base + int(rng.integers(acc_words)) * cfg.bus_bytes
                  for addr in hot_addresses(spad, cfg.bus_bytes, rng, 80)]
     vec_reads = hot_addresses(spad, spad.vector_pitch, rng, 120)
     log = {"vec": [], "dma": [], "conflicts": 0, "collisions": 0}
@@ -244,7 +216,7 @@ def test_concurrent_against_golden(name, seed):
 def test_accumulator_words(name):
     """Every bus word of the accumulator space, in random order under random accumulator latency
     and backpressure, is its rows' int32 lanes as little-endian bytes, each row at
-    ``acc_row_pitch`` with zero padding."""
+    ``acc_row_bytes`` with zero padding."""
     seed = 7
     rng = np.random.default_rng(seed)
     stall = random.Random(seed)
@@ -252,8 +224,8 @@ def test_accumulator_words(name):
     cfg = spad.config
     rows = random_rows(rng, cfg)
     golden = Golden(spad, rows)
-    words = rng.permutation(spad.acc_bytes // cfg.bus_bytes)[:96]
-    addrs = [spad.acc_base + int(word) * cfg.bus_bytes for word in words]
+    words = rng.permutation(spad.config.acc_bytes // cfg.bus_bytes)[:96]
+    addrs = [spad.config.acc_base + int(word) * cfg.bus_bytes for word in words]
 
     async def ask(ctx):
         for addr in addrs:
@@ -280,14 +252,14 @@ def test_accumulator_byte_layout():
 
     async def ask(ctx):
         for k in range(4):
-            await stream_put(ctx, spad.dma_r, spad.acc_base + 5 * 32 + 8 * k)
+            await stream_put(ctx, spad.dma_r, spad.config.acc_base + 5 * 32 + 8 * k)
 
     async def take(ctx):
         for _ in range(4):
             got.append(await stream_get(ctx, spad.dma_rdata))
 
     simulate(spad, ask, take, background=[fake_accumulator(spad, rows)])
-    assert spad.acc_base == 65536 and spad.acc_row_pitch == 32
+    assert spad.config.acc_base == 65536 and spad.config.acc_row_bytes == 32
     assert got == expected
 
 
@@ -306,8 +278,8 @@ def test_with_accumulator_memory(name):
     rng = np.random.default_rng(3)
     rows = random_rows(rng, cfg)
     golden = Golden(spad, rows)
-    addrs = [spad.acc_base + word * cfg.bus_bytes
-             for word in range(spad.acc_bytes // cfg.bus_bytes)][:64]
+    addrs = [spad.config.acc_base + word * cfg.bus_bytes
+             for word in range(spad.config.acc_bytes // cfg.bus_bytes)][:64]
 
     async def bench(ctx):
         for r in range(cfg.acc_depth):
@@ -380,7 +352,7 @@ def test_full_throughput(name):
                        int.from_bytes(rng.bytes(cfg.bus_bytes), "little"))) for k in range(n)]
     vec_reads = [(k, k // 4 * spad.vector_pitch) for k in range(n)]
     spad_reads = [(k, spad.bank_bytes + k // 4 * cfg.bus_bytes) for k in range(n)]
-    acc_reads = [(n + k, spad.acc_base + k * cfg.bus_bytes) for k in range(n)]
+    acc_reads = [(n + k, spad.config.acc_base + k * cfg.bus_bytes) for k in range(n)]
     taken, out = run_schedule(spad, writes=writes, vec_reads=vec_reads,
                               dma_reads=spad_reads + acc_reads, cycles=2 * n + 6, rows=rows)
     assert taken == {"w": list(range(n)), "v": list(range(n)), "r": list(range(2 * n))}
@@ -395,7 +367,7 @@ def test_full_throughput(name):
 def test_accumulator_rows_per_word_throughput():
     """With four accumulator rows per bus word, a word takes four row reads, one per cycle."""
     spad = make("four_rows")
-    reads = [(0, spad.acc_base + k * 16) for k in range(2)]
+    reads = [(0, spad.config.acc_base + k * 16) for k in range(2)]
     taken, out = run_schedule(spad, dma_reads=reads, cycles=14)
     assert taken["r"] == [3, 7]
     assert [edge for edge, _ in out["dma"]] == [5, 9]
@@ -464,12 +436,12 @@ def test_error_flag(name):
     golden.write(good)
     cases = [("dma_w", beat(spad, cfg.bus_bytes // 2, 0)), ("dma_w", beat(spad, 1, 0)),
              ("vec_r", spad.vector_pitch // 2), ("vec_r", spad.vector_pitch + 1),
-             ("dma_r", 1), ("dma_r", spad.acc_base + 2)]
-    if spad.acc_bytes < spad.acc_base:
-        cases += [("dma_r", spad.acc_base + spad.acc_bytes),
-                  ("dma_r", (1 << spad.dma_addr_width) - cfg.bus_bytes)]
-    if spad.acc_base > cfg.spad_bytes:
-        cases += [("dma_r", cfg.spad_bytes), ("dma_r", spad.acc_base - cfg.bus_bytes)]
+             ("dma_r", 1), ("dma_r", spad.config.acc_base + 2)]
+    if spad.config.acc_bytes < spad.config.acc_base:
+        cases += [("dma_r", spad.config.acc_base + spad.config.acc_bytes),
+                  ("dma_r", (1 << spad.config.local_addr_width) - cfg.bus_bytes)]
+    if spad.config.acc_base > cfg.spad_bytes:
+        cases += [("dma_r", cfg.spad_bytes), ("dma_r", spad.config.acc_base - cfg.bus_bytes)]
     for port, payload in cases:
         got = {"vec": [], "dma": []}
 
@@ -507,7 +479,7 @@ def test_error_flag(name):
 def test_geometry():
     """Line, bank and address-space geometry of every preset and of the custom shapes."""
     table = {name: (s.vector_bytes, s.vector_pitch, s.line_bytes, s.banks, s.bank_bytes,
-                    s.acc_row_pitch, s.acc_base, s.dma_addr_width)
+                    s.config.acc_row_bytes, s.config.acc_base, s.config.local_addr_width)
              for name in PRESET_NAMES + list(CUSTOM) for s in [make(name)]}
     assert table == {
         "tiny": (4, 4, 4, 2, 4096, 16, 8192, 14),
@@ -519,8 +491,8 @@ def test_geometry():
         "four_rows": (1, 1, 16, 1, 1024, 4, 1024, 11),
         "gap": (8, 8, 8, 2, 512, 32, 2048, 12),
     }
-    big = Scratchpad(JalapenoConfig(rows=4, cols=64, acc_depth=1024, spad_bytes=1024))
-    assert (big.acc_bytes, big.acc_base, big.dma_addr_width) == (262144, 262144, 19)
+    big = JalapenoConfig(rows=4, cols=64, acc_depth=1024, spad_bytes=1024)
+    assert (big.acc_bytes, big.acc_base, big.local_addr_width) == (262144, 262144, 19)
 
 
 def test_construction_errors():

@@ -84,14 +84,14 @@ class BurstSplitter(wiring.Component):
         active = Signal()
         row = Signal(cfg.addr_width)          # external start of the current row
         addr = Signal(cfg.addr_width)         # external start of the next burst
-        spad_row = Signal(cfg.spad_addr_width)
-        spad = Signal(cfg.spad_addr_width)
+        spad_row = Signal(cfg.local_addr_width)
+        spad = Signal(cfg.local_addr_width)
         left = Signal(ROW_BYTES_WIDTH)        # beats of the current row not yet in a burst
         rows_left = Signal(ROWS_WIDTH)
         row_beats = Signal(ROW_BYTES_WIDTH)
         tail = Signal(cfg.bus_bytes)
         ext_stride = Signal(cfg.addr_width)
-        spad_stride = Signal(cfg.spad_addr_width)
+        spad_stride = Signal(cfg.local_addr_width)
 
         out = Signal(burst_layout(cfg))
         held = Signal()

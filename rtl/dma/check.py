@@ -21,7 +21,7 @@ class DescriptorCheck(wiring.Component):
 
     A descriptor touches external bytes from ``ext_addr`` up to the end of the last beat of its
     last row, ``ext_addr + (rows - 1) * ext_stride + ceil(row_bytes / bus_bytes) * bus_bytes``
-    (strides are unsigned, so the first and last rows bound it), and scratchpad bytes from
+    (strides are unsigned, so the first and last rows bound it), and local bytes from
     ``spad_addr`` up to ``spad_addr + (rows - 1) * spad_stride + row_bytes``. Both products come
     from a shift-and-add over the bits of ``rows - 1``, least significant first, one bit per
     cycle and stopping after the highest set one, so no multiplier is built: the result is
@@ -32,12 +32,16 @@ class DescriptorCheck(wiring.Component):
     ``NONE``, nothing else checked); ``MISALIGNED`` (an address or stride not a multiple of
     ``bus_bytes``, whatever ``rows`` is); ``WINDOW`` (the external extent not inside
     ``[window_base, window_limit)``, compared while the result is offered); ``SPAD_RANGE``
-    (the scratchpad extent past ``spad_bytes``); else ``NONE``.
+    (the local extent neither inside the scratchpad, ``[0, spad_bytes)``, nor, with
+    ``accumulator``, inside the accumulator memory, ``[acc_base, acc_base + acc_bytes)``);
+    else ``NONE``.
 
     Parameters
     ----------
     config : :class:`JalapenoConfig`
-        Design point (``addr_width``, ``bus_width``, ``spad_bytes``).
+        Design point (``addr_width``, ``bus_width``, ``spad_bytes``, the accumulator's size).
+    accumulator : bool
+        Whether descriptors may read the accumulator memory (the STORE engine's).
 
     Attributes
     ----------
@@ -56,9 +60,10 @@ class DescriptorCheck(wiring.Component):
         If ``config`` is not a :class:`JalapenoConfig`.
     """
 
-    def __init__(self, config):
+    def __init__(self, config, *, accumulator=False):
         check_config(config)
         self._config = config
+        self._accumulator = bool(accumulator)
         super().__init__({
             "desc": In(stream.Signature(descriptor_layout(config))),
             "checked": Out(stream.Signature(checked_layout(config))),
@@ -77,15 +82,19 @@ class DescriptorCheck(wiring.Component):
         held = Signal()
         count = Signal(ROWS_WIDTH)  # the bits of rows - 1 not yet added in
         ext_end = Signal(cfg.addr_width + extra)
-        spad_end = Signal(cfg.spad_addr_width + extra)
+        spad_end = Signal(cfg.local_addr_width + extra)
         ext_step = Signal(cfg.addr_width + ROWS_WIDTH)
-        spad_step = Signal(cfg.spad_addr_width + ROWS_WIDTH)
+        spad_step = Signal(cfg.local_addr_width + ROWS_WIDTH)
 
         empty = (desc.rows == 0) | (desc.row_bytes == 0)
         ready = held & ((count == 0) | empty)
         misaligned = Cat(desc.ext_addr[:shift], desc.ext_stride[:shift],
                          desc.spad_addr[:shift], desc.spad_stride[:shift]).any()
         outside = (desc.ext_addr < self.window_base) | (ext_end > self.window_limit)
+        local_ok = spad_end <= cfg.spad_bytes
+        if self._accumulator:
+            local_ok |= ((desc.spad_addr >= cfg.acc_base) &
+                         (spad_end <= cfg.acc_base + cfg.acc_bytes))
         code = Signal(DmaError)
         with m.If(empty):
             m.d.comb += code.eq(DmaError.NONE)
@@ -93,7 +102,7 @@ class DescriptorCheck(wiring.Component):
             m.d.comb += code.eq(DmaError.MISALIGNED)
         with m.Elif(outside):
             m.d.comb += code.eq(DmaError.WINDOW)
-        with m.Elif(spad_end > cfg.spad_bytes):
+        with m.Elif(~local_ok):
             m.d.comb += code.eq(DmaError.SPAD_RANGE)
         with m.Else():
             m.d.comb += code.eq(DmaError.NONE)

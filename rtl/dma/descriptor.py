@@ -40,7 +40,8 @@ class DmaError(enum.Enum, shape=3):
     WINDOW = 2
     SLVERR = 3
     DECERR = 4
-    #: A row would reach past the end of the scratchpad.
+    #: The local extent is not inside the scratchpad (nor, for a STORE, inside the
+    #: accumulator memory).
     SPAD_RANGE = 5
 
 
@@ -65,10 +66,13 @@ def axi_signature(config: JalapenoConfig):
 def descriptor_layout(config: JalapenoConfig):
     """One 2-D transfer: ``rows`` rows of ``row_bytes`` bytes each.
 
-    Row ``r`` starts at external byte address ``ext_addr + r * ext_stride`` and at scratchpad
-    byte address ``spad_addr + r * spad_stride``. Addresses and strides must be multiples of
-    ``bus_bytes``; ``row_bytes`` may be anything (the last beat of a row carries partial
-    strobes). Zero ``rows`` or zero ``row_bytes`` is a transfer of nothing.
+    Row ``r`` starts at external byte address ``ext_addr + r * ext_stride`` and at local byte
+    address ``spad_addr + r * spad_stride``. Local addresses (``local_addr_width`` bits) below
+    ``acc_base`` are the scratchpad's; a STORE may also read the accumulator memory, from
+    ``acc_base`` up (row ``i`` at ``acc_base + i * acc_row_bytes``, little-endian int32
+    lanes). Addresses and strides must be multiples of ``bus_bytes``; ``row_bytes`` may be
+    anything (the last beat of a row carries partial strobes). Zero ``rows`` or zero
+    ``row_bytes`` is a transfer of nothing.
 
     Raises
     ------
@@ -78,11 +82,11 @@ def descriptor_layout(config: JalapenoConfig):
     check_config(config)
     return data.StructLayout({
         "ext_addr": unsigned(config.addr_width),
-        "spad_addr": unsigned(config.spad_addr_width),
+        "spad_addr": unsigned(config.local_addr_width),
         "rows": unsigned(ROWS_WIDTH),
         "row_bytes": unsigned(ROW_BYTES_WIDTH),
         "ext_stride": unsigned(config.addr_width),
-        "spad_stride": unsigned(config.spad_addr_width),
+        "spad_stride": unsigned(config.local_addr_width),
     })
 
 
@@ -98,13 +102,13 @@ def checked_layout(config: JalapenoConfig):
 
 def burst_layout(config: JalapenoConfig, *, ext=True):
     """One INCR burst of a descriptor: external ``addr`` (left out when ``ext`` is false, for
-    the engines' in-flight bookkeeping), ``len`` (``AxLEN``, beats - 1), the scratchpad byte
+    the engines' in-flight bookkeeping), ``len`` (``AxLEN``, beats - 1), the local byte
     address ``spad`` of its first beat, ``tail`` (the strobes of its last beat) and ``last``
     (the last burst of its descriptor)."""
     fields = {"addr": unsigned(config.addr_width)} if ext else {}
     fields.update({
         "len": unsigned(8),
-        "spad": unsigned(config.spad_addr_width),
+        "spad": unsigned(config.local_addr_width),
         "tail": unsigned(config.bus_bytes),
         "last": 1,
     })

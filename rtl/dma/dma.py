@@ -34,8 +34,9 @@ class Dma(wiring.Component):
         The master port; every burst has ID 0.
     spad_w : Out(stream.Signature(dma_write_layout(config)))
         Scratchpad writes of the read engine.
-    spad_r : Out(stream.Signature(spad_addr_width)), spad_rdata : In(stream.Signature(bus_width))
-        Scratchpad reads of the write engine.
+    spad_r : Out(stream.Signature(local_addr_width)), spad_rdata : In(stream.Signature(bus_width))
+        Local reads of the write engine: the scratchpad's ``dma_r``/``dma_rdata``, which
+        reach the accumulator memory too.
 
     Raises
     ------
@@ -54,7 +55,7 @@ class Dma(wiring.Component):
             "window_limit": In(config.addr_width),
             "bus": Out(axi_signature(config)),
             "spad_w": Out(stream.Signature(dma_write_layout(config))),
-            "spad_r": Out(stream.Signature(config.spad_addr_width)),
+            "spad_r": Out(stream.Signature(config.local_addr_width)),
             "spad_rdata": In(stream.Signature(config.bus_width)),
         })
 

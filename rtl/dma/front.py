@@ -54,6 +54,8 @@ class EngineFront(wiring.Component):
     config : :class:`JalapenoConfig`
     max_pending : int
         Descriptors taken but not yet reported on ``done``, at most.
+    accumulator : bool
+        Whether descriptors may read the accumulator memory (see :class:`DescriptorCheck`).
 
     Attributes
     ----------
@@ -78,11 +80,11 @@ class EngineFront(wiring.Component):
         If ``max_pending`` is less than 1.
     """
 
-    def __init__(self, config, *, max_pending):
+    def __init__(self, config, *, max_pending, accumulator=False):
         check_config(config)
         check_max_pending(max_pending)
         self._control = EngineControl(max_pending=max_pending)
-        self._check = DescriptorCheck(config)
+        self._check = DescriptorCheck(config, accumulator=accumulator)
         self._splitter = BurstSplitter(config)
         super().__init__({
             "desc": In(stream.Signature(descriptor_layout(config))),

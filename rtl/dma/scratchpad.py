@@ -48,15 +48,15 @@ class Scratchpad(wiring.Component):
     ``ready`` is low and it retries. So each read port's ``ready`` depends combinationally on
     the other's ``valid`` and address, and ``vec_r.ready`` on ``vec_data.ready``.
 
-    DMA reads address two spaces, by the top bit of ``dma_r.payload``
-    (:attr:`dma_addr_width` bits): below :attr:`acc_base` (``spad_bytes`` whenever the
-    accumulator is no larger than the scratchpad, as on every preset) the scratchpad, from
-    :attr:`acc_base` up the accumulator memory, read through ``acc_read``/``acc_data``. There,
-    accumulator row ``r`` lies at offset ``r * acc_row_pitch``, its lane ``c`` at ``+4c`` as a
-    little-endian int32; ``acc_row_pitch`` is ``cols * 4`` rounded up to a power of two and the
-    padding reads as zeros. A bus word wider than a row holds ``bus_bytes // acc_row_pitch``
-    consecutive rows (read one per cycle); a row wider than a bus word is read again for each
-    of its words, so either way a word takes as many accumulator reads as rows it touches.
+    DMA reads take local addresses (``config.local_addr_width`` bits) in two spaces: below
+    ``config.acc_base`` (``spad_bytes`` whenever the accumulator is no larger than the
+    scratchpad, as on every preset) the scratchpad, from ``acc_base`` up the accumulator
+    memory, read through ``acc_read``/``acc_data``. There, accumulator row ``r`` lies at offset
+    ``r * acc_row_bytes``, its lane ``c`` at ``+4c`` as a little-endian int32
+    (``acc_row_bytes`` is ``cols * 4`` rounded up to a power of two; the padding reads as
+    zeros). A bus word wider than a row holds ``bus_bytes // acc_row_bytes`` consecutive rows
+    (read one per cycle); a row wider than a bus word is read again for each of its words, so
+    either way a word takes as many accumulator reads as rows it touches.
     Responses of both spaces leave in request order: a scratchpad word two cycles after the
     edge that accepted it, an accumulator word as soon as its rows arrive, at most
     :attr:`DMA_READ_DEPTH` requests in flight.
@@ -78,8 +78,9 @@ class Scratchpad(wiring.Component):
     dma_w : In(stream.Signature(dma_write_layout(config)))
         DMA writes, one bus word per cycle with byte strobes; always ready. A write lands at
         the edge that accepts it.
-    dma_r : In(stream.Signature(dma_addr_width))
-        DMA read requests, bus-word byte addresses in the scratchpad or accumulator space.
+    dma_r : In(stream.Signature(local_addr_width))
+        DMA read requests, bus-word local byte addresses in the scratchpad or accumulator
+        space.
     dma_rdata : Out(stream.Signature(bus_width))
         DMA read responses, one per request, in request order.
     vec_r : In(stream.Signature(spad_addr_width))
@@ -98,12 +99,6 @@ class Scratchpad(wiring.Component):
         above.
     line_bytes, banks, bank_bytes : int
         Bytes of a memory line, ``max(vector_pitch, bus_bytes)``; number and size of the banks.
-    acc_row_pitch, acc_bytes, acc_base : int
-        Bytes per accumulator row in the DMA read space, ``cols * 4`` rounded up to a power of
-        two; bytes of all rows; the address of row 0, the power of two at or above both
-        ``spad_bytes`` and ``acc_bytes``.
-    dma_addr_width : int
-        Width of a DMA read address, ``log2(acc_base) + 1``.
 
     Raises
     ------
@@ -135,19 +130,15 @@ class Scratchpad(wiring.Component):
                 f"banks must be a power of two from 1 to {max_banks}, not {banks}")
         self.banks = banks
         self.bank_bytes = config.spad_bytes // banks
-        self.acc_row_pitch = 1 << ceil_log2(config.cols * config.acc_width // 8)
-        self.acc_bytes = config.acc_depth * self.acc_row_pitch
-        if self.acc_bytes < config.bus_bytes:
+        if config.acc_bytes < config.bus_bytes:
             raise ValueError(
-                f"the accumulator memory ({config.acc_depth} rows of {self.acc_row_pitch} "
+                f"the accumulator memory ({config.acc_depth} rows of {config.acc_row_bytes} "
                 f"bytes) must be at least one bus word ({config.bus_bytes} bytes)")
-        self.acc_base = 1 << max(config.spad_addr_width, ceil_log2(self.acc_bytes))
-        self.dma_addr_width = ceil_log2(self.acc_base) + 1
 
         int8 = signed(config.in_width)
         super().__init__({
             "dma_w": In(stream.Signature(dma_write_layout(config))),
-            "dma_r": In(stream.Signature(self.dma_addr_width)),
+            "dma_r": In(stream.Signature(config.local_addr_width)),
             "dma_rdata": Out(stream.Signature(config.bus_width)),
             "vec_r": In(stream.Signature(config.spad_addr_width)),
             "vec_data": Out(stream.Signature(data.ArrayLayout(int8, self.vector_bytes))),
@@ -196,11 +187,11 @@ class Scratchpad(wiring.Component):
         d_bank, d_line, d_byte = self._split(low)
         d_aligned = addr[:bus_bits] == 0
         d_spad = ~high & (low < cfg.spad_bytes) & d_aligned
-        d_acc = high & (low < self.acc_bytes) & d_aligned
+        d_acc = high & (low < cfg.acc_bytes) & d_aligned
         d_s1, d_s1_bank = Signal(), Signal.like(d_bank)
         d_s1_word = Signal(range(words))
         tag_layout = data.StructLayout({"kind": 2, "word": range(max(
-            1, self.acc_row_pitch // cfg.bus_bytes))})
+            1, cfg.acc_row_bytes // cfg.bus_bytes))})
         m.submodules.order = order = fifo.SyncFIFO(
             width=tag_layout.size, depth=self.DMA_READ_DEPTH)
         # Scratchpad words wait here for their turn; a read issues only if its word will fit,
@@ -266,11 +257,11 @@ class Scratchpad(wiring.Component):
         # word spanning several rows issues one row read per cycle and is accepted with the last;
         # its order entry goes in with the first, so its rows are taken as they arrive and never
         # wait on a full accumulator response buffer.
-        rows_per_word = max(1, cfg.bus_bytes // self.acc_row_pitch)
+        rows_per_word = max(1, cfg.bus_bytes // cfg.acc_row_bytes)
         row_index = Signal(range(rows_per_word))
         first_row = row_index == 0
         last_row = row_index == rows_per_word - 1
-        row_bits = ceil_log2(self.acc_row_pitch)
+        row_bits = ceil_log2(cfg.acc_row_bytes)
         row = low[row_bits:row_bits + cfg.acc_addr_width]
         row_asked = self.acc_read.valid & self.acc_read.ready
         tag = Signal(tag_layout)
@@ -305,7 +296,7 @@ class Scratchpad(wiring.Component):
         # DMA read responses, in request order.
         head = tag_layout(order.r_data)
         acc_row = Cat(self.acc_data.payload.as_value(),
-                      Const(0, self.acc_row_pitch * 8 - len(self.acc_data.payload.as_value())))
+                      Const(0, cfg.acc_row_bytes * 8 - len(self.acc_data.payload.as_value())))
         taken = self.dma_rdata.valid & self.dma_rdata.ready
         with m.Switch(head.kind):
             with m.Case(_SPAD):

@@ -20,8 +20,9 @@ __all__ = ["WriteEngine"]
 
 
 class WriteEngine(wiring.Component):
-    """Runs STORE descriptors: reads scratchpad words on ``spad_r``/``spad_rdata`` and writes
-    them to external memory in AXI4 INCR bursts on ``aw``/``w``/``b``.
+    """Runs STORE descriptors: reads local words (scratchpad or accumulator memory) on
+    ``spad_r``/``spad_rdata`` and writes them to external memory in AXI4 INCR bursts on
+    ``aw``/``w``/``b``.
 
     Bursts follow the rules of the read engine (:class:`~rtl.dma.read_engine.ReadEngine`). A
     burst committed to ``aw`` is queued at the same time for its W beats and for its B
@@ -50,8 +51,9 @@ class WriteEngine(wiring.Component):
         As for :class:`~rtl.dma.read_engine.ReadEngine`, for STORE descriptors.
     aw : Out(AXI4 AW channel), w : Out(AXI4 W channel), b : In(AXI4 B channel)
         Of :func:`~rtl.dma.descriptor.axi_signature`.
-    spad_r : Out(stream.Signature(spad_addr_width))
-        Scratchpad read requests, ``bus_bytes``-aligned byte addresses.
+    spad_r : Out(stream.Signature(local_addr_width))
+        Local read requests, ``bus_bytes``-aligned byte addresses (the scratchpad's
+        ``dma_r``).
     spad_rdata : In(stream.Signature(bus_width))
         The words read, in request order.
 
@@ -79,7 +81,7 @@ class WriteEngine(wiring.Component):
             "aw": axi.members["aw"],
             "w": axi.members["w"],
             "b": axi.members["b"],
-            "spad_r": Out(stream.Signature(config.spad_addr_width)),
+            "spad_r": Out(stream.Signature(config.local_addr_width)),
             "spad_rdata": In(stream.Signature(config.bus_width)),
         })
 
@@ -87,7 +89,8 @@ class WriteEngine(wiring.Component):
         m = Module()
         cfg = self._config
         shift = beat_shift(cfg)
-        m.submodules.front = front = EngineFront(cfg, max_pending=self.MAX_PENDING)
+        m.submodules.front = front = EngineFront(cfg, max_pending=self.MAX_PENDING,
+                                                    accumulator=True)
         front.attach(m, self)
 
         m.submodules.aw_skid = aw_skid = SkidBuffer(self.aw.signature)

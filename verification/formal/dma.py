@@ -672,9 +672,9 @@ def _advance(cfg, state, params, beats):
         "left": Mux(row_end, params["row_beats"], state["left"] - beats)[:len(state["left"])],
         "rows": Mux(row_end, state["rows"] - 1, state["rows"])[:len(state["rows"])],
         "spad_row": Mux(row_end, next_spad_row,
-                        state["spad_row"])[:cfg.spad_addr_width],
+                        state["spad_row"])[:cfg.local_addr_width],
         "spad": Mux(row_end, next_spad_row,
-                    state["spad"] + (beats << shift))[:cfg.spad_addr_width],
+                    state["spad"] + (beats << shift))[:cfg.local_addr_width],
     }
 
 
@@ -697,7 +697,7 @@ def _expected_burst(m, cfg, state, params, burst, where):
                f"{where}: burst crosses a 4 KiB boundary"),
         Assert(row_end | (beats == MAX_BURST_BEATS) | ((burst.addr + nbytes)[:page] == 0),
                f"{where}: burst ends before the row, 256 beats or 4 KiB"),
-        Assert(burst.spad == state["spad"], f"{where}: wrong scratchpad address"),
+        Assert(burst.spad == state["spad"], f"{where}: wrong local address"),
         Assert(burst.tail == Mux(row_end, params["tail"], _all_strobes(cfg)),
                f"{where}: wrong last-beat strobes"),
         Assert(burst.last == (row_end & (state["rows"] == 1)),
@@ -762,7 +762,7 @@ def splitter_harness(*, dut=BurstSplitter, config=CONFIG):
     tracking = Signal(name="tracking")
     params = {
         "stride": Signal(cfg.addr_width, name="ref_stride"),
-        "spad_stride": Signal(cfg.spad_addr_width, name="ref_spad_stride"),
+        "spad_stride": Signal(cfg.local_addr_width, name="ref_spad_stride"),
         "row_beats": Signal(16, name="ref_row_beats"),
         "tail": Signal(cfg.bus_bytes, name="ref_tail"),
     }
@@ -771,8 +771,8 @@ def splitter_harness(*, dut=BurstSplitter, config=CONFIG):
         "addr": Signal(cfg.addr_width, name="ref_addr"),
         "left": Signal(16, name="ref_left"),
         "rows": Signal(16, name="ref_rows"),
-        "spad_row": Signal(cfg.spad_addr_width, name="ref_spad_row"),
-        "spad": Signal(cfg.spad_addr_width, name="ref_spad"),
+        "spad_row": Signal(cfg.local_addr_width, name="ref_spad_row"),
+        "spad": Signal(cfg.local_addr_width, name="ref_spad"),
     }
     row_beats = (d.row_bytes + cfg.bus_bytes - 1) >> shift
     with m.If(take & (taken == tracked)):

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from rtl.bus.axi import BURST_BOUNDARY, MAX_BURST_BEATS, Burst, Resp
-from rtl.dma.descriptor import DmaError
+from rtl.dma.descriptor import ROW_BYTES_WIDTH, ROWS_WIDTH, DmaError
 
-__all__ = ["Desc", "RefBurst", "reference_bursts", "span", "expected_code", "bus_outcome",
+__all__ = ["Desc", "RefBurst", "reference_bursts", "span", "expected_code", "acc_range",
+           "acc_image", "bus_outcome",
            "copy_bursts", "golden", "random_descs", "first_difference", "KINDS", "REQUIRED"]
 
 
@@ -43,6 +44,11 @@ class Desc:
     row_bytes: int
     ext_stride: int
     spad_stride: int
+
+    def __post_init__(self):
+        for name, width in (("rows", ROWS_WIDTH), ("row_bytes", ROW_BYTES_WIDTH)):
+            if not 0 <= getattr(self, name) < 1 << width:
+                raise ValueError(f"{name} must fit in {width} bits, not {getattr(self, name)}")
 
     @property
     def empty(self):
@@ -123,13 +129,13 @@ def span(desc, nb, *, ext=True):
     return start, start + (desc.rows - 1) * stride + _beats(desc.row_bytes, nb) * nb
 
 
-def expected_code(desc, nb, window, spad_bytes):
+def expected_code(desc, nb, window, spad_bytes, *, acc=None):
     """The up-front outcome of ``desc``, as ``rtl/dma/check.py`` decides it.
 
     In order of precedence: empty, ``NONE``; an address or stride not a multiple of ``nb``,
     ``MISALIGNED``; the external extent (to the end of the last row's last beat) not inside
-    ``window``, ``WINDOW``; the scratchpad extent (to the last row's last byte) past
-    ``spad_bytes``, ``SPAD_RANGE``; else ``NONE``.
+    ``window``, ``WINDOW``; the local extent (to the last row's last byte) neither inside the
+    scratchpad ``[0, spad_bytes)`` nor inside ``acc``, ``SPAD_RANGE``; else ``NONE``.
 
     Parameters
     ----------
@@ -140,6 +146,9 @@ def expected_code(desc, nb, window, spad_bytes):
         The external window ``[base, limit)``.
     spad_bytes : int
         Size of the scratchpad.
+    acc : (int, int) or None
+        The accumulator memory's local range ``[acc_base, acc_base + acc_bytes)``, for a
+        STORE; ``None`` for a LOAD, which may not write it.
 
     Returns
     -------
@@ -152,9 +161,28 @@ def expected_code(desc, nb, window, spad_bytes):
     lo, hi = span(desc, nb)
     if lo < window[0] or hi > window[1]:
         return DmaError.WINDOW
-    if desc.spad_addr + (desc.rows - 1) * desc.spad_stride + desc.row_bytes > spad_bytes:
+    end = desc.spad_addr + (desc.rows - 1) * desc.spad_stride + desc.row_bytes
+    in_acc = acc is not None and acc[0] <= desc.spad_addr and end <= acc[1]
+    if end > spad_bytes and not in_acc:
         return DmaError.SPAD_RANGE
     return DmaError.NONE
+
+
+def acc_range(config):
+    """``(acc_base, acc_base + acc_bytes)``: where the accumulator memory lies among the
+    local addresses of a STORE."""
+    return config.acc_base, config.acc_base + config.acc_bytes
+
+
+def acc_image(acc):
+    """The bytes of an accumulator memory ``acc`` (``acc_depth x cols`` int32) as a STORE
+    reads them from ``acc_base``: each row little-endian, padded with zeros to
+    ``acc_row_bytes``, a power of two."""
+    acc = np.asarray(acc, np.int32)
+    pitch = 1 << (acc.shape[1] * 4 - 1).bit_length()
+    image = np.zeros((acc.shape[0], pitch), np.uint8)
+    image[:, :acc.shape[1] * 4] = acc.astype("<i4").view(np.uint8).reshape(acc.shape[0], -1)
+    return image.reshape(-1)
 
 
 def bus_outcome(response, bursts, nb):

@@ -8,6 +8,11 @@ bursts of :func:`verification.models.dma.reference_bursts` (the splitting rules 
 completes. Every check compares whole arrays, so
 the bytes around and between every destination are checked unchanged.
 
+The golden local space is the scratchpad's bytes followed, from ``acc_base``, by the image
+of the accumulator rows (:func:`verification.models.dma.acc_image`) that
+:class:`AccumulatorServer` serves on the top's ``acc_read``/``acc_data`` in place of the
+matrix unit, so STOREs from either space use the same golden copy.
+
 The scratchpad keeps its contents across resets and so across the tests of one simulator
 run; a test first fills the scratchpad region it uses with a LOAD of known bytes
 (:meth:`TB.fill`), and compares only bytes it has filled.
@@ -24,6 +29,7 @@ from sim.dma_system import DmaSystem
 from verification.axi_ram import AxiRamModel
 from verification.models.dma import (
     Desc,
+    acc_image,
     bus_outcome,
     copy_bursts,
     first_difference,
@@ -31,9 +37,9 @@ from verification.models.dma import (
 )
 
 from .base import BenchTB
-from .streams import Clocking, StreamSink, StreamSource
+from .streams import Clocking, StreamSink, StreamSource, pack_lanes
 
-__all__ = ["TB", "STRESS"]
+__all__ = ["TB", "STRESS", "AccumulatorServer"]
 
 #: Stimulus of the stress-off and stress-on runs: read latency drawn per AR, the fraction of
 #: stalled cycles on every AXI channel, idle cycles between descriptors (and readback
@@ -65,6 +71,27 @@ class Pins:
 
     def sample(self):
         pass
+
+
+class AccumulatorServer:
+    """The accumulator memory behind the top's ``acc_read``/``acc_data``, as the matrix unit
+    serves it: each requested row of ``rows`` (``acc_depth x cols`` int32) offered from the
+    cycle after its request, in order, with random stalls on both streams."""
+
+    def __init__(self, ports, rows, *, rng, stall):
+        self.rows = rows
+        self._read = StreamSink(ports, "acc_read", rng=rng, backpressure=stall)
+        self._data = StreamSource(ports, "acc_data", rng=rng, idle=stall)
+
+    def drive(self):
+        self._read.drive()
+        self._data.drive()
+
+    def sample(self):
+        self._read.sample()
+        self._data.sample()
+        self._data.send(pack_lanes(self.rows[row], "<i4") for row in self._read.received)
+        self._read.received.clear()
 
 
 class Engine:
@@ -129,8 +156,12 @@ class TB(BenchTB):
             stall=figures["stall"] if stall is None else stall)
         self.initial = init
         self.mem = init.copy()  # golden memory
-        self.spad = np.zeros(cfg.spad_bytes, np.uint8)  # golden scratchpad
-        self.known = np.zeros(cfg.spad_bytes, bool)  # scratchpad bytes the golden knows
+        # The golden local space: the scratchpad, then the accumulator memory from acc_base.
+        self.acc_rows = self.rng.integers(-2**31, 2**31, (cfg.acc_depth, cfg.cols), np.int64)
+        self.spad = np.zeros(cfg.acc_base + cfg.acc_bytes, np.uint8)
+        self.spad[cfg.acc_base:] = acc_image(self.acc_rows)
+        self.known = np.zeros(len(self.spad), bool)  # local bytes the golden knows
+        self.known[cfg.acc_base:] = True
         idle, backpressure = figures["idle"], figures["backpressure"]
         self.load = Engine(self, "load", idle=idle, backpressure=backpressure)
         self.store = Engine(self, "store", idle=idle, backpressure=backpressure)
@@ -139,9 +170,11 @@ class TB(BenchTB):
         self.vec_data = StreamSink(self.ports, "vec_data", rng=self.pattern,
                                    backpressure=backpressure)
         self.pins = Pins()
+        self.acc = AccumulatorServer(self.ports, self.acc_rows, rng=self.pattern,
+                                     stall=figures["stall"] if stall is None else stall)
         self.clocking = Clocking(dut.clk, [
             self.ram, self.load.desc, self.load.done, self.store.desc, self.store.done,
-            self.vec_r, self.vec_data, self.pins])
+            self.vec_r, self.vec_data, self.acc, self.pins])
         self._layout = descriptor_layout(cfg)
         self._spad_error = self.ports("spad_error")
         top = DmaSystem(cfg)
@@ -243,11 +276,11 @@ class TB(BenchTB):
         self.bursts["load"] += done
 
     def expect_store(self, desc, upto=None):
-        """Copy ``desc`` (its first ``upto`` bursts) from the golden scratchpad to memory."""
+        """Copy ``desc`` (its first ``upto`` bursts) from the golden local space to memory."""
         done = reference_bursts(desc, self.nb)[:upto]
         for p in done:
             assert self.known[p.spad:p.spad + p.nbytes].all(), \
-                f"bench error: {desc} stores scratchpad bytes the golden does not know"
+                f"bench error: {desc} stores local bytes the golden does not know"
         copy_bursts(done, load=False, memory=self.mem, spad=self.spad)
         self.bursts["store"] += done
 

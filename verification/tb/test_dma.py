@@ -3,9 +3,10 @@
 Random 2-D descriptors (1-byte rows, ragged rows, rows crossing 4 KiB boundaries, strides
 longer than rows, rows of more than 256 beats, empty ones) are loaded into the scratchpad
 and stored back to another memory region, in turn and at once, with and without random read
-latency and stalls on every channel; each fault (outside the window, misaligned, past the
-scratchpad, SLVERR, DECERR) on each engine gives its own code, leaves memory outside the
-window untouched, and the engine works again after ``clear``. Every run compares all of
+latency and stalls on every channel; random STOREs read int32 rows from the accumulator
+space; each fault (outside the window, misaligned, past the scratchpad or the accumulator,
+SLVERR, DECERR) on each engine gives its own code, leaves memory outside the window
+untouched, and the engine works again after ``clear``. Every run compares all of
 memory and the scratchpad region it used with the golden copies, the bursts with the
 splitting rules, and the memory model's ``problems()``. ``run_bench_throughput`` measures
 64 KiB transfers against one beat per cycle.
@@ -16,7 +17,14 @@ from dataclasses import replace
 import cocotb
 
 from rtl.dma.descriptor import DmaError
-from verification.models.dma import Desc, expected_code, random_descs, reference_bursts, span
+from verification.models.dma import (
+    Desc,
+    acc_range,
+    expected_code,
+    random_descs,
+    reference_bursts,
+    span,
+)
 
 from .dma_tb import TB
 from .reports import write_report
@@ -117,12 +125,29 @@ async def run_test_at_once(dut, seed, stress):
     tb.check_bus()
 
 
+@cocotb.test()
+@cocotb.parametrize(seed=SEEDS, stress=[False, True])
+async def run_test_accumulator_stores(dut, seed, stress):
+    """Random STOREs from the accumulator space (int32 rows, little-endian, as the scratchpad
+    reads them from the accumulator memory), while random LOADs fill the scratchpad: all of
+    memory and the loaded region checked."""
+    tb, layout = await start(dut, seed, stress)
+    nb, cfg, (lo, hi) = tb.nb, tb.config, layout.spad
+    stores = random_descs(tb.rng, nb, COUNT, ext=layout.dst, spad=acc_range(cfg))
+    loads = random_descs(tb.rng, nb, COUNT, ext=layout.src, spad=(lo, hi))
+    await tb.run(loads=loads, stores=stores)
+    tb.check_memory()
+    await tb.check_spad(lo, spad_end(loads, nb, lo))
+    tb.check_bus()
+
+
 def fault_cases(tb, layout, engine):
     """``(name, descriptor, code)`` of each fault on ``engine``, of the fits at both window
     edges and of a good descriptor after them; and the address of the second row of the
     SLVERR descriptor (the DECERR one is the same 16 KiB on)."""
     nb, (base, limit) = tb.nb, layout.window
     spad_lo = layout.spad[0]
+    pitch, acc_hi = tb.config.acc_row_bytes, acc_range(tb.config)[1]
     at = layout.dst[0] if engine == "store" else layout.src[0]
 
     def ending_at(end, rows=2, row_bytes=3 * nb + 1, stride=8 * nb):
@@ -147,6 +172,10 @@ def fault_cases(tb, layout, engine):
          DmaError.MISALIGNED),
         ("past the scratchpad", Desc(at, tb.config.spad_bytes - nb, 1, nb + 1, 0, 0),
          DmaError.SPAD_RANGE),
+        ("past the accumulator", Desc(at, acc_hi - 2 * nb, 2, nb + 1, nb, nb),
+         DmaError.SPAD_RANGE),
+        ("the accumulator's last rows", Desc(at, acc_hi - 2 * pitch, 2, pitch, 8 * nb, pitch),
+         DmaError.SPAD_RANGE if engine == "load" else DmaError.NONE),
         ("SLVERR", bad_row, DmaError.SLVERR),
         ("DECERR", replace(bad_row, ext_addr=bad_row.ext_addr + 0x4000), DmaError.DECERR),
         ("good after all that", ragged, DmaError.NONE),
@@ -179,7 +208,8 @@ async def run_test_faults(dut, engine, stress):
         what = f"{tb.where()}, {engine}, {name}"
         issued = len(port.log)
         upfront = DmaError.NONE if code in (DmaError.SLVERR, DmaError.DECERR) else code
-        assert expected_code(desc, nb, tb.window, tb.config.spad_bytes) == upfront, \
+        acc = acc_range(tb.config) if engine == "store" else None
+        assert expected_code(desc, nb, tb.window, tb.config.spad_bytes, acc=acc) == upfront, \
             f"bench error: the golden model does not find {name} {upfront}"
         if code == DmaError.NONE:
             await tb.run(**{f"{engine}s": [desc]})
@@ -223,9 +253,11 @@ async def run_test_faults(dut, engine, stress):
 
 
 def around(tb, desc):
-    """The scratchpad bytes ``desc`` may write, and two beats either side."""
+    """The scratchpad bytes ``desc`` may write, and two beats either side; the scratchpad's
+    last two beats for a descriptor above it."""
     lo, hi = span(desc, tb.nb, ext=False)
-    return max(lo - 2 * tb.nb, 0), min(hi + 2 * tb.nb, tb.config.spad_bytes)
+    hi = min(hi + 2 * tb.nb, tb.config.spad_bytes)
+    return min(max(lo - 2 * tb.nb, 0), hi - 2 * tb.nb), hi
 
 
 def expect_partial(tb, later, what):
