@@ -55,7 +55,7 @@ __all__ = [
     "MAX_LENGTH", "EPSILON_FRAC_BITS", "MANTISSA_FRAC_BITS", "RSQRT_FRAC_BITS",
     "OUTPUT_FRAC_BITS", "GAMMA_SHIFT_MAX", "PARAMETER_LIMIT",
     "LayerNormParams", "layernorm", "layernorm_float", "layernorm_error_bound",
-    "shift_round", "normalise", "rsqrt_mantissa",
+    "shift_round", "norm_frac_bits", "normalise", "rsqrt_mantissa",
 ]
 
 #: Longest row the unit normalises.
@@ -195,9 +195,15 @@ class LayerNormParams:
             gamma=_frozen(np.rint(gamma / output_scale * 2.0**shift).astype(np.int16)),
             gamma_shift=shift,
             beta=_frozen(np.rint(beta / output_scale * 2.0**OUTPUT_FRAC_BITS).astype(np.int32)),
-            norm_frac_bits=min(_NORM_FRAC_MAX, _NORM_WIDTH - 1 - math.isqrt(n - 1).bit_length()),
+            norm_frac_bits=norm_frac_bits(n),
             output_zero_point=int(output_zero_point),
         )
+
+
+def norm_frac_bits(n):
+    """``Z`` for rows of ``n`` elements: as many fraction bits as the normalised value's
+    18 bits leave after its integer part, which grows with ``sqrt(n)``; at most 16."""
+    return min(_NORM_FRAC_MAX, _NORM_WIDTH - 1 - math.isqrt(n - 1).bit_length())
 
 
 def shift_round(values, shift):

@@ -37,7 +37,7 @@ from verification.models.quant import (
 
 __all__ = [
     "SOFTMAX_OUTPUT", "SCALED_DIFF_INTEGER_BITS", "ACCUMULATION_INTEGER_BITS",
-    "SoftmaxParams", "softmax_exp_table", "softmax", "softmax_float",
+    "SoftmaxParams", "softmax_exp_table", "softmax", "softmax_from_table", "softmax_float",
 ]
 
 #: Output quantization (scale, zero point) TFLite requires of int8 SOFTMAX.
@@ -122,14 +122,18 @@ def _bit_length(values):
 def softmax(x, params: SoftmaxParams, *, exp_table=None):
     """int8 SOFTMAX over the last axis, as TFLite Micro's reference kernel computes it.
 
+    The exps of every possible difference come from :func:`softmax_exp_table` (or
+    ``exp_table``), which is exactly what TFLite computes element by element: its entries below
+    ``diff_min`` are 0, and an exp of 0 gives the output -128 that TFLite gives an excluded
+    element.
+
     Parameters
     ----------
     x : array_like of int
         int8 inputs, rows along the last axis (any length from 1).
     params : :class:`SoftmaxParams`
     exp_table : ndarray of int32, shape (256,), optional
-        From :func:`softmax_exp_table`; when given, exps are looked up in it instead of
-        computed, as the hardware does.
+        From :func:`softmax_exp_table`, as the hardware holds it.
 
     Returns
     -------
@@ -141,16 +145,25 @@ def softmax(x, params: SoftmaxParams, *, exp_table=None):
     ValueError
         If ``x`` leaves the int8 range or ``exp_table`` does not have 256 entries.
     """
+    return softmax_from_table(x, softmax_exp_table(params) if exp_table is None else exp_table)
+
+
+def softmax_from_table(x, exp_table):
+    """int8 SOFTMAX over the last axis given only the exp table, as the vector unit computes
+    it (:func:`softmax` for the table of some :class:`SoftmaxParams`).
+
+    Raises
+    ------
+    ValueError
+        If ``x`` leaves the int8 range or ``exp_table`` does not have 256 entries.
+    """
     x = check_integers(x, "x", INT8_MIN, INT8_MAX)
     diff = x - x.max(axis=-1, keepdims=True)
-    if exp_table is None:
-        exps = _exps(diff, params)
-    else:
-        exp_table = np.asarray(exp_table)
-        if exp_table.shape != (EXP_TABLE_SIZE,):
-            raise ValueError(f"exp table must have shape ({EXP_TABLE_SIZE},), "
-                             f"not {exp_table.shape}")
-        exps = exp_table.astype(np.int64)[-diff]
+    exp_table = np.asarray(exp_table)
+    if exp_table.shape != (EXP_TABLE_SIZE,):
+        raise ValueError(f"exp table must have shape ({EXP_TABLE_SIZE},), "
+                         f"not {exp_table.shape}")
+    exps = exp_table.astype(np.int64)[-diff]
     # The Q12.19 accumulator wraps in int32 like the C++ (only rows of 4096 or more can).
     total = wrap32(rdbpot(exps, ACCUMULATION_INTEGER_BITS).sum(axis=-1, keepdims=True))
     # GetReciprocal: normalise the sum to [1, 2) and take 1 / (1 + (sum - 1)).
@@ -160,7 +173,6 @@ def softmax(x, params: SoftmaxParams, *, exp_table=None):
     shifted_sum_minus_one = wrap32(((unsigned << headroom_plus_one) & 0xFFFF_FFFF) - (1 << 31))
     scale = one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one)
     out = rdbpot(srdhm(scale, exps), bits_over_unit + 31 - 8) + SOFTMAX_OUTPUT[1]
-    out = np.where(diff >= params.diff_min, out, INT8_MIN)
     return np.clip(out, INT8_MIN, INT8_MAX).astype(np.int8)
 
 
