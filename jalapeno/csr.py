@@ -10,8 +10,9 @@ faults. A register without fields holds one 32-bit value.
 
 64-bit quantities are two registers, ``<NAME>_LO`` (bits ``[31:0]``) at a multiple of 8 and
 ``<NAME>_HI`` (bits ``[63:32]``) right after it. An address register implements
-``addr_width`` bits (``WINDOW_LIMIT`` one more, so the window can end at the top of the
-address space); the bits above read as zero and ignore writes. The performance counters
+``addr_width`` bits (``WINDOW_LIMIT`` and ``ERROR_ADDR`` one more, so the window can end at
+the top of the address space and an error just past it is reported exactly); the bits above
+read as zero and ignore writes (:func:`implemented_mask`). The performance counters
 hold still once the core stops; while it runs, software reads ``_HI``, ``_LO``, ``_HI`` and
 reads again if the two ``_HI`` differ.
 
@@ -30,7 +31,8 @@ __all__ = [
     "CSR_BYTES", "DATA_BITS", "MAGIC", "MAP_VERSION", "Access", "Register",
     "REGISTERS", "ConfigParam", "CONFIG_PARAMS", "CONFIG_NAMES", "check_map", "register",
     "by_offset", "pack", "unpack", "config_registers", "config_from_registers",
-    "counter_names", "split64", "join64",
+    "counter_names", "split64", "join64", "ADDRESSES", "HELD_WHILE_BUSY", "address_width",
+    "implemented_mask",
 ]
 
 #: Bits of one register.
@@ -225,7 +227,9 @@ REGISTERS = (
     *_pair("ERROR_ADDR", 0x030, Access.RO, "byte address of the instruction that failed, "
            "the earliest in program order; for PROGRAM_OVERRUN the address after the last "
            f"one, PROGRAM_BASE + {INSTRUCTION_BYTES} * PROGRAM_LENGTH. 0 unless STATUS.error is 1; "
-           f"{_CLEARED}."),
+           f"{_CLEARED}. It implements addr_width + 1 bits, as WINDOW_LIMIT does: with the "
+           "window at the top of the address space, a fetch past it fails, and a program "
+           "ending there overruns, at 2**addr_width."),
     Register("PROGRAM_BASE_LO", 0x040, Access.RW, "Bits [31:0] of PROGRAM_BASE: byte address "
              "of the program's first instruction. " + _WRITABLE_IDLE, fields=(
                  Field("base", _ALIGN, DATA_BITS - _ALIGN,
@@ -257,6 +261,15 @@ REGISTERS = (
     *(reg for index, (name, doc) in enumerate(_COUNTERS)
       for reg in _pair(name, 0x080 + 8 * index, Access.RO, doc)),
 )
+
+#: The 64-bit address quantities (each a ``_LO``/``_HI`` pair): the bits the hardware
+#: implements of each beyond ``addr_width`` (:func:`address_width`).
+ADDRESSES = {"ERROR_ADDR": 1, "PROGRAM_BASE": 0, "WINDOW_BASE": 0, "WINDOW_LIMIT": 1}
+#: Names of the registers whose writes are ignored while ``STATUS.busy`` is 1 (their docs, or
+#: for a ``_HI`` its ``_LO``'s, say so), so the program and the window hold still during a run.
+HELD_WHILE_BUSY = frozenset(
+    name for reg in REGISTERS if _WRITABLE_IDLE in reg.doc
+    for name in (reg.name, *((reg.name[:-3] + "_HI",) if reg.name.endswith("_LO") else ())))
 
 _BY_NAME = {reg.name: reg for reg in REGISTERS}
 _BY_OFFSET = {reg.offset: reg for reg in REGISTERS}
@@ -468,3 +481,36 @@ def counter_names():
     """Names of the 64-bit performance counters, in offset order; counter ``NAME`` is the
     registers ``NAME_LO`` and ``NAME_HI``."""
     return tuple(name for name, _ in _COUNTERS)
+
+
+def address_width(name, config):
+    """Bits of address quantity ``name`` (a key of :data:`ADDRESSES`) the hardware built for
+    ``config`` implements: ``addr_width``, one more for ``WINDOW_LIMIT`` and ``ERROR_ADDR``.
+    The registers hold at most 64 of them, so with ``addr_width`` 64 the extra bit is lost.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not an address quantity.
+    """
+    if name not in ADDRESSES:
+        raise ValueError(f"{name!r} is not an address CSR; choose one of {', '.join(ADDRESSES)}")
+    return config.addr_width + ADDRESSES[name]
+
+
+def implemented_mask(reg, config):
+    """The bits of register ``reg`` (a :class:`Register` or its name) that the hardware built
+    for ``config`` holds: :attr:`Register.mask`, and for a half of an address quantity only
+    those of its bits below :func:`address_width`. The others read as zero and ignore writes.
+
+    Raises
+    ------
+    ValueError
+        If there is no such register.
+    """
+    reg = _resolve(reg)
+    quantity, _, half = reg.name.rpartition("_")
+    if quantity not in ADDRESSES or half not in ("LO", "HI"):
+        return reg.mask
+    width = address_width(quantity, config) - (DATA_BITS if half == "HI" else 0)
+    return reg.mask & ((1 << max(0, min(width, DATA_BITS))) - 1)

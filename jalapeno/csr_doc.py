@@ -49,8 +49,9 @@ def csr_markdown():
         "",
         "64-bit quantities are two registers, `<NAME>_LO` (bits [31:0]) at a multiple of 8 "
         "and `<NAME>_HI` (bits [63:32]) after it. An address register implements "
-        "`addr_width` bits (`WINDOW_LIMIT` one more, so the window can end at the top of the "
-        "address space); the bits above read as zero and ignore writes. The performance "
+        "`addr_width` bits (`WINDOW_LIMIT` and `ERROR_ADDR` one more, so the window can end at "
+        "the top of the address space); the bits above read as zero and ignore writes. The "
+        "performance "
         "counters count only while `STATUS.busy` is 1 and hold still once the core stops; "
         "while it runs, read `_HI`, `_LO`, `_HI` and read again if the two `_HI` differ.",
         "",

@@ -37,12 +37,14 @@ END completes when all three queues are empty.
 import enum
 from dataclasses import dataclass
 
+from rtl.dma.descriptor import LOCAL_WIDTH, ROW_BYTES_WIDTH, ROWS_WIDTH, DmaError
 from rtl.vector.unit import VectorOp as _UnitOp
 
 __all__ = [
     "INSTRUCTION_BITS", "INSTRUCTION_BYTES", "MAX_TOKENS", "Opcode", "OPCODE_DOCS", "Queue",
-    "VectorOp", "CoreError", "ERROR_DOCS", "Field", "HEADER", "FORMATS", "RecordField",
-    "RECORDS", "QUEUE_OF", "TOKEN_FLAGS", "encode", "decode", "fields_of", "record_layout",
+    "VectorOp", "CoreError", "DMA_ERRORS", "ERROR_DOCS", "Field", "HEADER", "FORMATS",
+    "RecordField", "RECORDS", "QUEUE_OF", "TOKEN_FLAGS", "encode", "decode", "fields_of",
+    "record_layout",
 ]
 
 #: Width of one instruction.
@@ -100,7 +102,7 @@ VectorOp = enum.IntEnum("VectorOp", {op.name: op.value for op in _UnitOp})
 class CoreError(enum.IntEnum):
     """The core's error code (the ``ERROR_CODE`` CSR); the failing instruction's address is
     in ``ERROR_ADDR``. The ``DMA_`` codes are the DMA's for a LOAD or STORE
-    (:class:`rtl.dma.descriptor.DmaError` + 6). :data:`ERROR_DOCS` says what each one means."""
+    (:data:`DMA_ERRORS`). :data:`ERROR_DOCS` says what each one means."""
 
     NONE = 0
     ILLEGAL_OPCODE = 1
@@ -119,6 +121,17 @@ class CoreError(enum.IntEnum):
     PROGRAM_OVERRUN = 14
 
 
+#: The core's code for each of the DMA's outcomes of a LOAD or STORE.
+DMA_ERRORS = {
+    DmaError.NONE: CoreError.NONE,
+    DmaError.MISALIGNED: CoreError.DMA_MISALIGNED,
+    DmaError.WINDOW: CoreError.DMA_WINDOW,
+    DmaError.SLVERR: CoreError.DMA_SLVERR,
+    DmaError.DECERR: CoreError.DMA_DECERR,
+    DmaError.SPAD_RANGE: CoreError.DMA_LOCAL_RANGE,
+}
+
+
 #: What each :class:`CoreError` means.
 ERROR_DOCS = {
     CoreError.NONE: "No error.",
@@ -129,9 +142,10 @@ ERROR_DOCS = {
                          "5 or ``length`` outside ``1..max_row``, a SYNC ``queue`` of 3).",
     CoreError.LOCAL_RANGE: "A GEMM or VECTOR operand or parameter record is misaligned or leaves "
                            "its memory (the scratchpad, or for REQUANTIZE's source the "
-                           "accumulator memory).",
-    CoreError.ACC_RANGE: "A GEMM's rows ``[acc_addr, acc_addr + m)`` leave the accumulator "
-                         "memory.",
+                           "accumulator memory). Only what the instruction touches is checked: "
+                           "nothing of a VECTOR with ``rows`` 0, a GEMM's activations with ``m`` "
+                           "0 or its weights with ``k`` 0.",
+    CoreError.ACC_RANGE: "A GEMM's ``acc_addr + m`` is above ``acc_depth`` (also with ``m`` 0).",
     CoreError.TOKEN_UNDERFLOW: "A pop with no earlier push left in program order.",
     CoreError.TOKEN_OVERFLOW: "A push that would leave more than :data:`MAX_TOKENS` tokens "
                               "waiting.",
@@ -199,11 +213,11 @@ TOKEN_FLAGS = ("pop_prev", "pop_next", "push_prev", "push_next")
 _DMA = _fields(
     32,
     ("ext_addr", 32, "external byte address of row 0 (bus-word aligned)"),
-    ("local_addr", 24, "local byte address of row 0: the scratchpad from 0; for STORE also "
-                       "the accumulator memory from ``acc_base``"),
-    ("local_stride", 24, "bytes between row starts in the local space"),
-    ("rows", 16, "number of rows (0 moves nothing)"),
-    ("row_bytes", 16, "bytes per row (0 moves nothing)"),
+    ("local_addr", LOCAL_WIDTH, "local byte address of row 0: the scratchpad from 0; for "
+                                "STORE also the accumulator memory from ``acc_base``"),
+    ("local_stride", LOCAL_WIDTH, "bytes between row starts in the local space"),
+    ("rows", ROWS_WIDTH, "number of rows (0 moves nothing)"),
+    ("row_bytes", ROW_BYTES_WIDTH, "bytes per row (0 moves nothing)"),
     ("ext_stride", 32, "bytes between row starts in external memory"),
 )
 
@@ -229,15 +243,15 @@ FORMATS = {
         ("rows", 16, "number of rows (0 does nothing)"),
         ("length", 13, "elements per row, ``1..max_row``; a row is ``ceil(length / cols)`` "
                        "beats"),
-        ("src", 24, "local address of row 0's first beat: for REQUANTIZE in the accumulator "
-                    "space (a beat is one row, ``acc_row_bytes``), else in the scratchpad (a "
-                    "beat is one vector, ``vector_pitch``)"),
-        ("src_stride", 24, "bytes between row starts of ``src``"),
-        ("src2", 24, "scratchpad address of the second operand's row 0 (ADD only)"),
-        ("src2_stride", 24, "bytes between row starts of ``src2``"),
-        ("dst", 24, "scratchpad address of the result's row 0"),
-        ("dst_stride", 24, "bytes between row starts of ``dst``"),
-        ("params", 24, "scratchpad address of the op's parameter record "
+        ("src", LOCAL_WIDTH, "local address of row 0's first beat: for REQUANTIZE in the "
+                             "accumulator space (a beat is one row, ``acc_row_bytes``), else in "
+                             "the scratchpad (a beat is one vector, ``vector_pitch``)"),
+        ("src_stride", LOCAL_WIDTH, "bytes between row starts of ``src``"),
+        ("src2", LOCAL_WIDTH, "scratchpad address of the second operand's row 0 (ADD only)"),
+        ("src2_stride", LOCAL_WIDTH, "bytes between row starts of ``src2``"),
+        ("dst", LOCAL_WIDTH, "scratchpad address of the result's row 0"),
+        ("dst_stride", LOCAL_WIDTH, "bytes between row starts of ``dst``"),
+        ("params", LOCAL_WIDTH, "scratchpad address of the op's parameter record "
                        "(``vector_pitch``-aligned)"),
     ),
     Opcode.SYNC: _fields(32, ("queue", 2, "the :class:`Queue` it runs in")),

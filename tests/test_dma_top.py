@@ -211,7 +211,7 @@ def test_ports():
     control = engine_control_signature(cfg)
     assert dut.signature.members["load"].signature == control.flip()
     assert set(control.members) == {"desc", "done", "clear", "error", "busy"}
-    assert descriptor_layout(cfg).size == 32 + 17 + 16 + 16 + 32 + 17  # local addresses: 17 bits
+    assert descriptor_layout(cfg).size == 32 + 26 + 16 + 16 + 32 + 26  # local fields: 26 bits
 
 
 @pytest.mark.parametrize("name", list(PRESETS))

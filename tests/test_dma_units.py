@@ -8,10 +8,11 @@ import pytest
 from dma_slave import make_config
 
 from rtl.bus.stream_sim import simulate, stream_get, stream_put
+from rtl.config import JalapenoConfig
 from rtl.dma.burst import BurstSplitter
 from rtl.dma.check import DescriptorCheck
 from rtl.dma.control import EngineControl
-from rtl.dma.descriptor import DmaError, checked_layout, descriptor_layout
+from rtl.dma.descriptor import LOCAL_WIDTH, DmaError, checked_layout, descriptor_layout
 from rtl.dma.front import EngineFront
 from verification.models.dma import Desc, acc_range, expected_code, reference_bursts
 
@@ -151,3 +152,11 @@ def test_construction_errors():
         EngineControl(max_pending=2.0)
     with pytest.raises(ValueError, match=r"^max_pending must be at least 1, not 0$"):
         EngineFront(CFG, max_pending=0)
+
+
+def test_local_fields_hold_every_local_address():
+    """The largest local space a configuration can have (1 MiB scratchpad, 65,536 accumulator
+    rows of 64 lanes) still has addresses below ``2**LOCAL_WIDTH``, with a bit to spare for
+    one past it."""
+    big = JalapenoConfig(rows=1, cols=64, acc_depth=65536, spad_bytes=1 << 20)
+    assert big.local_addr_width == 25 < LOCAL_WIDTH

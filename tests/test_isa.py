@@ -406,7 +406,7 @@ def test_isa_doc_content():
     assert "| `beta` | after `gamma`, aligned to 4 | `<i4` (int32) | `length` |" in text
     assert "`gamma` at 16, `beta` at 28; 48 bytes in all" in text
     assert "| `length` | [64:52] | 13 |" in text
-    assert "Reserved, must be zero: [255:176], [31:8]." in text
+    assert "Reserved, must be zero: [255:180], [31:8]." in text
     assert "Codes 0, 7 to 15 are illegal" in text
     assert ":class:" not in text and "``" not in text.replace("```", "")
     words = assemble(isa_doc.EXAMPLE)

@@ -5,6 +5,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .descriptor import (
+    LOCAL_WIDTH,
     ROWS_WIDTH,
     DmaError,
     beat_shift,
@@ -82,9 +83,9 @@ class DescriptorCheck(wiring.Component):
         held = Signal()
         count = Signal(ROWS_WIDTH)  # the bits of rows - 1 not yet added in
         ext_end = Signal(cfg.addr_width + extra)
-        spad_end = Signal(cfg.local_addr_width + extra)
+        spad_end = Signal(LOCAL_WIDTH + extra)
         ext_step = Signal(cfg.addr_width + ROWS_WIDTH)
-        spad_step = Signal(cfg.local_addr_width + ROWS_WIDTH)
+        spad_step = Signal(LOCAL_WIDTH + ROWS_WIDTH)
 
         empty = (desc.rows == 0) | (desc.row_bytes == 0)
         ready = held & ((count == 0) | empty)

@@ -13,14 +13,18 @@ from ..bus.axi import AXI4Signature
 from ..config import JalapenoConfig
 
 __all__ = [
-    "DmaError", "ROWS_WIDTH", "ROW_BYTES_WIDTH", "descriptor_layout", "checked_layout",
-    "burst_layout", "check_config", "axi_signature", "beat_shift",
+    "DmaError", "ROWS_WIDTH", "ROW_BYTES_WIDTH", "LOCAL_WIDTH", "descriptor_layout",
+    "checked_layout", "burst_layout", "check_config", "axi_signature", "beat_shift",
 ]
 
 #: Width of the ``rows`` field of a descriptor.
 ROWS_WIDTH = 16
 #: Width of the ``row_bytes`` field of a descriptor.
 ROW_BYTES_WIDTH = 16
+#: Width of the local address and stride fields of a descriptor: above every configuration's
+#: ``local_addr_width`` (25 at most), so an instruction's field reaches the check whole and an
+#: address past the local space is reported, never wrapped into it.
+LOCAL_WIDTH = 26
 
 
 class DmaError(enum.Enum, shape=3):
@@ -67,7 +71,7 @@ def descriptor_layout(config: JalapenoConfig):
     """One 2-D transfer: ``rows`` rows of ``row_bytes`` bytes each.
 
     Row ``r`` starts at external byte address ``ext_addr + r * ext_stride`` and at local byte
-    address ``spad_addr + r * spad_stride``. Local addresses (``local_addr_width`` bits) below
+    address ``spad_addr + r * spad_stride``. Local addresses (:data:`LOCAL_WIDTH` bits) below
     ``acc_base`` are the scratchpad's; a STORE may also read the accumulator memory, from
     ``acc_base`` up (row ``i`` at ``acc_base + i * acc_row_bytes``, little-endian int32
     lanes). Addresses and strides must be multiples of ``bus_bytes``; ``row_bytes`` may be
@@ -82,11 +86,11 @@ def descriptor_layout(config: JalapenoConfig):
     check_config(config)
     return data.StructLayout({
         "ext_addr": unsigned(config.addr_width),
-        "spad_addr": unsigned(config.local_addr_width),
+        "spad_addr": unsigned(LOCAL_WIDTH),
         "rows": unsigned(ROWS_WIDTH),
         "row_bytes": unsigned(ROW_BYTES_WIDTH),
         "ext_stride": unsigned(config.addr_width),
-        "spad_stride": unsigned(config.local_addr_width),
+        "spad_stride": unsigned(LOCAL_WIDTH),
     })
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from jalapeno.isa import (
+    DMA_ERRORS,
     INSTRUCTION_BYTES,
     MAX_TOKENS,
     QUEUE_OF,
@@ -54,13 +55,6 @@ __all__ = ["CoreModel", "CoreResult", "COUNTERS", "vector_pitch"]
 #: The counters the model keeps, named as the performance-counter CSRs that hold them.
 COUNTERS = ("MACS", "DMA_READ_BYTES", "DMA_WRITE_BYTES", "INSTRUCTIONS")
 
-_DMA_ERRORS = {
-    DmaError.MISALIGNED: CoreError.DMA_MISALIGNED,
-    DmaError.WINDOW: CoreError.DMA_WINDOW,
-    DmaError.SLVERR: CoreError.DMA_SLVERR,
-    DmaError.DECERR: CoreError.DMA_DECERR,
-    DmaError.SPAD_RANGE: CoreError.DMA_LOCAL_RANGE,
-}
 #: Token directions: (from queue, to queue).
 _CHANNELS = [(a, b) for a, b in ((Queue.LOAD, Queue.COMPUTE), (Queue.COMPUTE, Queue.STORE))
              for a, b in ((a, b), (b, a))]
@@ -288,7 +282,7 @@ class CoreModel:
         code = expected_code(desc, nb, window, cfg.spad_bytes,
                              acc=None if load else acc_range(cfg))
         if code != DmaError.NONE:
-            raise _Fault(_DMA_ERRORS[code])
+            raise _Fault(DMA_ERRORS[code])
         bursts = reference_bursts(desc, nb)
         failed, code = bus_outcome(self.response, bursts, nb)
         done = bursts[:failed]
@@ -300,7 +294,7 @@ class CoreModel:
             copy_bursts(done, load=False, memory=self.memory, spad=local)
         counters["DMA_READ_BYTES" if load else "DMA_WRITE_BYTES"] += sum(b.nbytes for b in done)
         if code != DmaError.NONE:
-            raise _Fault(_DMA_ERRORS[code])
+            raise _Fault(DMA_ERRORS[code])
 
     def _vectors(self, addr, count, lanes):
         """``count`` scratchpad vectors from ``addr``, their first ``lanes`` bytes, as int8."""

@@ -1,0 +1,1 @@
+"""The core: instruction fetch, decode, issue and the control registers."""

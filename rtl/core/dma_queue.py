@@ -1,0 +1,162 @@
+"""The load and store queues' executor: LOAD and STORE instructions to DMA descriptors."""
+
+from amaranth import Array, Cat, Module, Signal
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from jalapeno.isa import DMA_ERRORS, Opcode
+from rtl.dma.descriptor import DmaError, beat_shift, check_config, descriptor_layout
+
+from .decode import error_layout, field
+from .issue import IssueStage
+from .tokens import token_layout
+
+__all__ = ["DmaQueue"]
+
+
+class DmaQueue(wiring.Component):
+    """Runs the load or the store queue: each LOAD (STORE) becomes a descriptor of the DMA's
+    read (write) engine, and each SYNC waits for the queue's earlier transfers.
+
+    Instructions pass :class:`~rtl.core.issue.IssueStage` (tokens taken, instructions after a
+    failure dropped). Descriptors then go to the engine back to back, up to :attr:`PENDING`
+    not yet done, so the DMA overlaps a queue's transfers as it overlaps descriptors. When
+    the engine reports one done, its instruction gives its tokens, or its code is reported.
+
+    The instruction's fields map one to one onto the descriptor (``local_addr`` onto
+    ``spad_addr``, ``local_stride`` onto ``spad_stride``), so the engine's own checks give
+    every up-front code. Only an ``ext_addr`` or ``ext_stride`` with bits above
+    ``addr_width`` (a configuration narrower than the 32-bit fields) is the queue's to catch:
+    such a descriptor would leave any window, so it is reported as ``DMA_WINDOW`` after the
+    misalignment check, as the engine would, once every earlier descriptor is done.
+
+    Parameters
+    ----------
+    config : :class:`JalapenoConfig`
+    opcode : :class:`~jalapeno.isa.Opcode`
+        ``LOAD`` or ``STORE``: the transfers of this queue.
+
+    Attributes
+    ----------
+    entry, pop, limit, stall
+        As :class:`~rtl.core.issue.IssueStage`'s.
+    desc : Out(stream.Signature(descriptor_layout(config)))
+    done : In(stream.Signature(DmaError))
+        The engine's ``desc`` and ``done`` (:func:`~rtl.dma.front.engine_control_signature`).
+    push : Out(stream.Signature(token_layout(), always_ready=True))
+        This queue's ``push`` port of :class:`~rtl.core.tokens.Tokens`.
+    error : Out(stream.Signature(error_layout(config), always_ready=True))
+        An instruction failed: its code and address, for one cycle.
+    busy : Out(1)
+        An instruction is waiting, being issued or in the DMA.
+    retired : Out(1)
+        An instruction completed without error this cycle.
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not a :class:`JalapenoConfig`.
+    ValueError
+        If ``opcode`` is not ``LOAD`` or ``STORE``.
+    """
+
+    #: Descriptors handed to the engine and not yet reported done, at most.
+    PENDING = 8
+
+    def __init__(self, config, opcode):
+        check_config(config)
+        if opcode not in (Opcode.LOAD, Opcode.STORE):
+            raise ValueError(f"opcode must be LOAD or STORE, not {opcode!r}")
+        self._config = config
+        self._opcode = Opcode(opcode)
+        self._issue = IssueStage(config)
+        ports = self._issue.signature.members
+        super().__init__({
+            "entry": ports["entry"],
+            "pop": ports["pop"],
+            "limit": ports["limit"],
+            "stall": ports["stall"],
+            "desc": Out(stream.Signature(descriptor_layout(config))),
+            "done": In(stream.Signature(DmaError)),
+            "push": Out(stream.Signature(token_layout(), always_ready=True)),
+            "error": Out(stream.Signature(error_layout(config), always_ready=True)),
+            "busy": Out(1),
+            "retired": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, op = self._config, self._opcode
+        m.submodules.issue = issue = self._issue
+        wiring.connect(m, wiring.flipped(self.entry), issue.entry)
+        wiring.connect(m, issue.pop, wiring.flipped(self.pop))
+        m.d.comb += [issue.limit.valid.eq(self.limit.valid),
+                     issue.limit.payload.eq(self.limit.payload),
+                     self.stall.eq(issue.stall)]
+        word, addr = issue.issue.payload.word, issue.issue.payload.addr
+
+        def f(name):
+            return field(word, op, name)
+
+        # What each descriptor in the engine owes when it is done: its address and tokens.
+        owed_layout = data.StructLayout({"addr": cfg.addr_width, "push": token_layout()})
+        m.submodules.owed = owed = fifo.SyncFIFO(width=owed_layout.size, depth=self.PENDING)
+        sync = field(word, None, "opcode") == Opcode.SYNC
+        push = Signal(token_layout())
+        m.d.comb += [push.prev.eq(f("push_prev")), push.next.eq(f("push_next"))]
+
+        # The descriptor, or, for an external field wider than the bus, the WINDOW it earns.
+        desc = self.desc.payload
+        m.d.comb += [
+            desc.ext_addr.eq(f("ext_addr")), desc.ext_stride.eq(f("ext_stride")),
+            desc.spad_addr.eq(f("local_addr")), desc.spad_stride.eq(f("local_stride")),
+            desc.rows.eq(f("rows")), desc.row_bytes.eq(f("row_bytes")),
+        ]
+        too_wide = Signal()
+        if cfg.addr_width < len(f("ext_addr")):
+            shift = beat_shift(cfg)
+            high = f("ext_addr")[cfg.addr_width:].any() | \
+                ((f("rows") > 1) & f("ext_stride")[cfg.addr_width:].any())
+            misaligned = Cat(*[f(name)[:shift] for name in
+                               ("ext_addr", "ext_stride", "local_addr", "local_stride")]).any()
+            empty = (f("rows") == 0) | (f("row_bytes") == 0)
+            m.d.comb += too_wide.eq(high & ~misaligned & ~empty)
+
+        # A SYNC, or a refused descriptor, completes once every earlier descriptor is done, so
+        # tokens and reports stay in order.
+        drained = ~owed.r_rdy
+        at_once = issue.issue.valid & (sync | too_wide) & drained
+        m.d.comb += [
+            self.desc.valid.eq(issue.issue.valid & ~sync & ~too_wide & owed.w_rdy),
+            issue.issue.ready.eq((self.desc.valid & self.desc.ready) | at_once),
+        ]
+        owe = data.View(owed_layout, owed.w_data)
+        m.d.comb += [
+            owed.w_en.eq(self.desc.valid & self.desc.ready),
+            owe.addr.eq(addr),
+            owe.push.eq(push),
+        ]
+
+        # Reports, in order: tokens given, or the error.
+        head = data.View(owed_layout, owed.r_data)
+        done_ok = self.done.valid & owed.r_rdy & (self.done.payload == DmaError.NONE)
+        codes = Array(DMA_ERRORS[DmaError(code)] for code in range(len(DMA_ERRORS)))
+        m.d.comb += [
+            self.done.ready.eq(owed.r_rdy),
+            owed.r_en.eq(self.done.valid),
+            self.push.valid.eq(done_ok | (at_once & sync)),
+            self.retired.eq(done_ok | (at_once & sync)),
+            self.push.payload.eq(head.push),
+            self.busy.eq(issue.busy | owed.r_rdy),
+        ]
+        with m.If(at_once & sync):
+            m.d.comb += self.push.payload.eq(push)
+        with m.If(at_once & too_wide):
+            m.d.comb += [self.error.valid.eq(1),
+                         self.error.payload.code.eq(DMA_ERRORS[DmaError.WINDOW]),
+                         self.error.payload.addr.eq(addr)]
+        with m.Elif(self.done.valid & owed.r_rdy & (self.done.payload != DmaError.NONE)):
+            m.d.comb += [self.error.valid.eq(1),
+                         self.error.payload.code.eq(codes[self.done.payload.as_value()]),
+                         self.error.payload.addr.eq(head.addr)]
+        return m
