@@ -146,11 +146,11 @@ _COUNTERS = (
     *((f"{q.name}_{kind}", doc.format(queue=q.name.lower(), work=_QUEUE_WORK[q]))
       for q in Queue
       for kind, doc in (
-          ("BUSY", "cycles the {queue} queue is executing one of its {work}, its tokens "
-                   "taken, including cycles it waits for the bus."),
+          ("BUSY", "cycles the {queue} queue holds or executes one of its {work}: "
+                   "waiting for its tokens or for the bus included, so in the other cycles "
+                   "the queue is empty."),
           ("STALL", "cycles the {queue} queue holds its next instruction but waits for a "
-                    "dependency token (a pop) before starting it; BUSY + STALL <= CYCLES, "
-                    "and in the other cycles the queue is empty."),
+                    "dependency token (a pop) before starting it; STALL <= BUSY <= CYCLES."),
       )),
     ("MACS", "multiply-accumulates issued to the array: a GEMM adds m * k * n, so "
              "MACS / (CYCLES * rows * cols) is the array's utilization."),

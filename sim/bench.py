@@ -6,11 +6,17 @@ tiles with no stalls (the acceptance figure) and a sweep of M, collected into
 elements through each elementwise operation and rows of 64, 256 and 1,024 elements through
 softmax and layernorm, collected into ``build/bench/vector_unit.json`` and ``.png``; the ``dma``
 bench moves 64 KiB contiguous reads, writes and both at once at 0 and 20 cycles of read
-latency, collected into ``build/bench/dma.json`` and ``.png`` (fraction of one beat per cycle).
+latency, collected into ``build/bench/dma.json`` and ``.png`` (fraction of one beat per cycle);
+the ``core`` bench runs the double-buffered 256 x 256 x 256 GEMM of
+:func:`verification.programs.tiled_gemm` on the core with its RTL memory (20 cycles of read
+latency) on Verilator, and a smaller GEMM on Icarus for its simulation speed, collected into
+``build/bench/core.json`` and ``.png`` (MAC utilization from the hardware counters, and
+simulated cycles per wall second).
 """
 
 import argparse
 import json
+import shutil
 
 from rtl.config import PRESETS
 
@@ -185,11 +191,115 @@ def _print_vector_unit(reports):
                       f"{p['passes']:>7} {p['pass_cycles']:>5} {p['constant_per_row']:>9.1f}")
 
 
+#: The GEMM the ``core`` bench times on Icarus, which runs the core about a thousand times
+#: slower than Verilator: the 256 x 256 x 256 one would take hours.
+_CORE_ICARUS_GEMM = (64, 64, 64)
+
+
+def _core_run(name, sim, gemm=None):
+    env = {"JALAPENO_GEMM": "x".join(map(str, gemm))} if gemm else None
+    run = run_bench("core", preset=name, sim=sim, quiet=True, test_filter="run_bench_",
+                    env=env)
+    return json.loads((run.out_dir / "core.json").read_text())
+
+
+def _core(presets, sim, out_dir):
+    """The 256 x 256 x 256 GEMM on Verilator on every preset (the utilization figures are
+    cycle counts of the RTL, the same on every simulator), and the smaller
+    :data:`_CORE_ICARUS_GEMM` on Icarus for its speed (``sim`` is not used)."""
+    reports = {}
+    for name in presets:
+        print(f"bench  core {name} on verilator ...", flush=True)
+        reports[name] = _core_run(name, "verilator")
+    icarus = {"gemm": list(_CORE_ICARUS_GEMM), "presets": {},
+              "note": "Icarus runs a smaller GEMM than Verilator: simulation speed only"}
+    if shutil.which("iverilog") is None:
+        icarus["note"] = "iverilog is not installed: not measured"
+    else:
+        for name in presets:
+            print(f"bench  core {name} on icarus ({'x'.join(map(str, _CORE_ICARUS_GEMM))}) ...",
+                  flush=True)
+            icarus["presets"][name] = _core_run(name, "icarus", _CORE_ICARUS_GEMM)
+    first = next(iter(reports.values()))
+    result = {"simulator": "verilator", "gemm": [first["m"], first["k"], first["n"]],
+              "read_latency": first["read_latency"], "target": first["target"],
+              "presets": reports, "icarus": icarus}
+    (out_dir / "core.json").write_text(json.dumps(result, indent=2))
+    _plot_core(result, out_dir / "core.png")
+    return result
+
+
+def _plot_core(result, path):
+    plt = _figure()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    reports = result["presets"]
+    names = list(reports)
+    left.bar(names, [r["utilization"] for r in reports.values()], label="measured")
+    left.scatter(names, [r["accumulator_bound"] for r in reports.values()], color="black",
+                 marker="_", s=600, label="accumulator bound", zorder=3)
+    left.axhline(result["target"], color="grey", linestyle="--", linewidth=1,
+                 label=f"target {result['target']}")
+    left.set_ylim(0, 1.02)
+    left.set_ylabel("MAC utilization")
+    left.set_title(f"Core, GEMM {'x'.join(map(str, result['gemm']))}, read latency "
+                   f"{result['read_latency']}")
+    left.legend(loc="lower left")
+    left.grid(True, axis="y", alpha=0.3)
+    icarus = result["icarus"]["presets"]
+    width = 0.4
+    right.bar([i - width / 2 for i in range(len(names))],
+              [r["sim_cycles_per_second"] for r in reports.values()], width, label="Verilator")
+    right.bar([i + width / 2 for i in range(len(names))],
+              [icarus[n]["sim_cycles_per_second"] if n in icarus else 0 for n in names], width,
+              label=f"Icarus ({'x'.join(map(str, result['icarus']['gemm']))})")
+    right.set_xticks(range(len(names)), names)
+    right.set_yscale("log")
+    right.set_ylabel("simulated cycles per second")
+    right.set_title("Simulation speed (the host awaits only the interrupt)")
+    right.legend()
+    right.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _print_core(result):
+    print()
+    print(f"core, tiled GEMM {'x'.join(map(str, result['gemm']))}, memory read latency "
+          f"{result['read_latency']}, Verilator: utilization = MACS / (CYCLES * rows * cols) "
+          f"(target {result['target']} on default); the bound is what the accumulator's one "
+          "port allows (a row update or a STORE read per cycle)")
+    print(f"{'preset':<8} {'array':>6} {'plan':>11} {'cycles':>9} {'MACs':>10} "
+          f"{'utilization':>11} {'bound':>7} {'cycles/s':>10}")
+    for name, r in result["presets"].items():
+        plan = "{m_block}/{n_group}/{k_step}".format(**r["plan"])
+        print(f"{name:<8} {r['rows']:>2}x{r['cols']:<3} {plan:>11} {r['cycles']:>9} "
+              f"{r['macs']:>10} {r['utilization']:>11.4f} {r['accumulator_bound']:>7.4f} "
+              f"{r['sim_cycles_per_second']:>10,.0f}")
+    print()
+    print("queue cycles (the RTL's BUSY counts the STALL cycles too), bytes moved")
+    print(f"{'preset':<8} " + " ".join(f"{q:>13}" for q in ("load busy", "load stall",
+          "compute busy", "compute stall", "store busy", "store stall", "read bytes",
+          "write bytes")))
+    for name, r in result["presets"].items():
+        c = r["counters"]
+        print(f"{name:<8} " + " ".join(f"{c[k]:>13}" for k in (
+            "LOAD_BUSY", "LOAD_STALL", "COMPUTE_BUSY", "COMPUTE_STALL", "STORE_BUSY",
+            "STORE_STALL", "DMA_READ_BYTES", "DMA_WRITE_BYTES")))
+    icarus = result["icarus"]
+    print()
+    print(f"Icarus, GEMM {'x'.join(map(str, icarus['gemm']))}: {icarus['note']}")
+    for name, r in icarus["presets"].items():
+        print(f"{name:<8} {r['cycles']:>9} cycles {r['sim_cycles_per_second']:>10,.0f} "
+              f"simulated cycles/s (utilization {r['utilization']:.4f})")
+
+
 #: Benches ``make bench`` runs: how to collect each and how to print it.
 _BENCHES = {
     "matrix_unit": (_matrix_unit, _print_matrix_unit),
     "vector_unit": (_vector_unit, _print_vector_unit),
     "dma": (_dma, _print_dma),
+    "core": (_core, _print_core),
 }
 
 

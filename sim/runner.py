@@ -27,6 +27,8 @@ BENCHES = {
     "vector_unit": ("vector_unit", "verification.tb.test_vector_unit"),
     "axi_ram": ("axi_copy", "verification.tb.test_axi_ram"),
     "dma": ("dma_system", "verification.tb.test_dma"),
+    "core": ("core_system", "verification.tb.test_core"),
+    "core_model_ram": ("core", "verification.tb.test_core_model_ram"),
 }
 
 SIMULATORS = ("verilator", "icarus")
@@ -35,6 +37,30 @@ SIMULATORS = ("verilator", "icarus")
 # generic constructs, not from the design.
 _VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3", "--x-assign", "fast",
                    "--x-initial", "fast"]
+
+#: Tops whose benches reach only the top's ports and these ``(module, variable)`` pairs. The
+#: cocotb runner builds Verilator models with ``--public-flat-rw``, which makes every signal
+#: visible and so keeps Verilator from optimizing any away (the core runs five times slower);
+#: for these tops it is turned off again and a configuration file makes just those public.
+_PUBLIC_ONLY = {
+    "core_system": (("jalapeno_ram_storage", "memory"),),
+    "core": (),
+}
+
+
+def _public_config(top, build_dir):
+    """Verilator arguments that make only the ports of ``top`` and its :data:`_PUBLIC_ONLY`
+    variables visible to cocotb (none for other tops)."""
+    if top not in _PUBLIC_ONLY:
+        return []
+    lines = ["`verilator_config", f'public_flat_rw -module "{top}" -var "*"']
+    lines += [f'public_flat_rw -module "{module}" -var "{var}"'
+              for module, var in _PUBLIC_ONLY[top]]
+    path = build_dir / "public.vlt"
+    text = "\n".join(lines) + "\n"
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+    return ["--no-public-flat-rw", str(path)]
 
 
 class BenchFailure(AssertionError):
@@ -124,7 +150,8 @@ def run_bench(bench, *, preset="default", sim="verilator", waves=False, test_fil
         stale.unlink(missing_ok=True)  # a crashed run must not pass for an old one
 
     runner = get_runner(sim)
-    build_args = list(_VERILATOR_ARGS) if sim == "verilator" else []
+    build_args = [*_VERILATOR_ARGS, *_public_config(top, build_dir)] \
+        if sim == "verilator" else []
     runner.build(sources=[source], hdl_toplevel=top, build_dir=build_dir,
                  build_args=build_args, timescale=("1ns", "1ps"), waves=waves,
                  log_file=build_dir / "build.log" if quiet else None)

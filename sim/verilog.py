@@ -2,16 +2,19 @@
 
 import argparse
 import hashlib
+import itertools
 import re
 from pathlib import Path
 
 from amaranth.back import verilog
 
 from rtl.config import PRESETS, JalapenoConfig, preset
+from rtl.core.core import Core
 from rtl.systolic.matrix_unit import MatrixUnit
 from rtl.vector.unit import VectorUnit
 
 from .axi_copy import AxiCopy
+from .core_system import CoreSystem
 from .dma_system import DmaSystem
 from .toolchain import BUILD, apply
 
@@ -23,6 +26,9 @@ TOPS = {
     "vector_unit": VectorUnit,
     "axi_copy": AxiCopy,
     "dma_system": DmaSystem,
+    # The core on its RTL memory (read latency 20), and alone for the Python AXI RAM.
+    "core_system": CoreSystem,
+    "core": Core,
 }
 
 
@@ -47,12 +53,26 @@ def make_top(top: str, config: JalapenoConfig):
 # stay X (amaranth-lang/amaranth#594, #1629). Assigning the register in `initial #0`
 # instead raises the event after every process is waiting.
 _TIME_ZERO_TRIGGER = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\S+)\s+= 0;$", re.M)
+# Yosys gives no trigger to an `always @*` block of one assignment (a slice of a signal driven
+# from another: `always @*\n    payload[67] = bank;`), so on Icarus such a slice stays X until
+# its source first changes, which for a register held at its initial value (the matrix unit's
+# weight bank) or a constant is never.
+_UNTRIGGERED = re.compile(r"^([ \t]*)always @\*\n([ \t]*)(?!begin\b)([^\n]*;)$", re.M)
 
 
 def icarus_time_zero_fix(text: str) -> str:
-    """Verilog ``text`` with Yosys's time-0 triggers made to fire on Icarus."""
-    return _TIME_ZERO_TRIGGER.sub(
+    """Verilog ``text`` with Yosys's time-0 triggers made to fire on Icarus, and one added to
+    each ``always @*`` block that has none."""
+    text = _TIME_ZERO_TRIGGER.sub(
         lambda m: f"{m[1]}reg {m[2]} ;\n{m[1]}initial #0 {m[2]} = 0;", text)
+    count = itertools.count()
+
+    def trigger(m):
+        name = f"\\$jalapeno_time_zero_{next(count)}"
+        return (f"{m[1]}reg {name} ;\n{m[1]}initial #0 {name} = 0;\n"
+                f"{m[1]}always @* begin\n{m[2]}if ({name} ) begin end\n{m[2]}{m[3]}\n{m[1]}end")
+
+    return _UNTRIGGERED.sub(trigger, text)
 
 
 def generate(top: str, preset_name: str, *, sim: str = "verilator",
@@ -60,10 +80,13 @@ def generate(top: str, preset_name: str, *, sim: str = "verilator",
     """Write ``<out_dir>/<top>_<preset>.v`` (``.icarus.v`` for Icarus) and return its path.
 
     The file is rewritten only when its text changes, so simulators that rebuild on file
-    time stamps (Verilator's make) do not rebuild for nothing.
+    time stamps (Verilator's make) do not rebuild for nothing. Hand-written modules a top
+    instantiates (its ``verilog_modules`` text, if it has one) follow the generated ones.
     """
     apply()
-    text = verilog.convert(make_top(top, preset(preset_name)), name=top, emit_src=False)
+    elaboratable = make_top(top, preset(preset_name))
+    text = verilog.convert(elaboratable, name=top, emit_src=False)
+    text += getattr(elaboratable, "verilog_modules", "")
     suffix = ".v"
     if sim == "icarus":
         text, suffix = icarus_time_zero_fix(text), ".icarus.v"

@@ -19,9 +19,11 @@ SIM = os.environ.get("JALAPENO_SIM", "verilator")
 _BINARY = {"verilator": None, "icarus": "iverilog"}
 #: Benches and the presets they run on: the units on every preset; the AXI slave model's
 #: bench, whose copy master only takes the bus width from the preset, on the default one; the
-#: DMA on every preset (32-, 64- and 128-bit buses).
+#: DMA on every preset (32-, 64- and 128-bit buses); the core on its RTL memory on every
+#: preset (its 256 x 256 x 256 bench GEMM too, on Verilator), and on the Python AXI RAM on
+#: every preset.
 BENCH_PRESETS = {"matrix_unit": PRESETS, "vector_unit": PRESETS, "axi_ram": ("default",),
-                 "dma": PRESETS}
+                 "dma": PRESETS, "core": PRESETS, "core_model_ram": PRESETS}
 
 
 def _bench_param(bench, preset):

@@ -88,11 +88,7 @@ class DmaQueue(wiring.Component):
         m = Module()
         cfg, op = self._config, self._opcode
         m.submodules.issue = issue = self._issue
-        wiring.connect(m, wiring.flipped(self.entry), issue.entry)
-        wiring.connect(m, issue.pop, wiring.flipped(self.pop))
-        m.d.comb += [issue.limit.valid.eq(self.limit.valid),
-                     issue.limit.payload.eq(self.limit.payload),
-                     self.stall.eq(issue.stall)]
+        issue.attach(m, self)
         word, addr = issue.issue.payload.word, issue.issue.payload.addr
 
         def f(name):

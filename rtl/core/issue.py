@@ -57,6 +57,15 @@ class IssueStage(wiring.Component):
             "stall": Out(1),
         })
 
+    def attach(self, m, executor):
+        """Connect the executor's own ``entry``, ``pop``, ``limit`` and ``stall`` (the same
+        ports as this stage's) to this stage, in ``m``."""
+        wiring.connect(m, wiring.flipped(executor.entry), self.entry)
+        wiring.connect(m, self.pop, wiring.flipped(executor.pop))
+        m.d.comb += [self.limit.valid.eq(executor.limit.valid),
+                     self.limit.payload.eq(executor.limit.payload),
+                     executor.stall.eq(self.stall)]
+
     def elaborate(self, platform):
         m = Module()
         word = self.entry.payload.word

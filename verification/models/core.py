@@ -25,6 +25,7 @@ from jalapeno.isa import (
     INSTRUCTION_BYTES,
     MAX_TOKENS,
     QUEUE_OF,
+    RECORDS,
     TOKEN_FLAGS,
     CoreError,
     Opcode,
@@ -310,13 +311,15 @@ class CoreModel:
         self.acc[rows, :n] = ((old + a @ w + 2**31) % 2**32 - 2**31).astype(np.int32)
 
     def _record(self, op, f):
-        """The parameter record of ``op`` as ``{name: value or array}``."""
+        """The parameter record of ``op`` as ``{name: value or array}`` (an array for every
+        field of more than one value, or of one per row element even if ``length`` is 1)."""
         layout, _ = record_layout(op, f["length"])
+        arrays = {field.name for field in RECORDS[op] if field.count != 1}
         out = {}
         for name, (offset, dtype, count) in layout.items():
             start = f["params"] + offset
             values = self.spad[start:start + np.dtype(dtype).itemsize * count].view(dtype)
-            out[name] = values.astype(np.int64) if count != 1 else int(values[0])
+            out[name] = values.astype(np.int64) if name in arrays else int(values[0])
         return out
 
     def _rows(self, addr, stride, rows, length):

@@ -1,0 +1,474 @@
+# amaranth: UnusedElaboratable=no
+"""The core RTL (``rtl/core/core.py``) against the golden ISA simulator: whole programs give
+the same memory and counters, every error the same code and address, random instruction
+streams the same outcome, and the host's view through the CSRs."""
+
+import numpy as np
+import pytest
+from core_bench import CoreSession, read_csr, run_core, run_golden, write_csr
+from vector_records import BAD_KINDS, Layout, random_record, record_bytes, vector_word
+
+from jalapeno import csr
+from jalapeno.isa import (
+    HEADER,
+    INSTRUCTION_BYTES,
+    CoreError,
+    Opcode,
+    Queue,
+    VectorOp,
+    decode,
+    encode,
+    fields_of,
+    record_layout,
+)
+from rtl.bus.stream_sim import simulate
+from rtl.config import preset
+from verification.models.core import CoreModel, vector_pitch
+from verification.models.quant import requantize
+from verification.models.softmax import SoftmaxParams, softmax, softmax_exp_table
+from verification.programs import gemm_program, place_program, random_program
+from verification.stimulus import random_int8
+
+MEMORY = 1 << 16
+BASE = 0x100
+WINDOW = (0, MEMORY)
+
+
+@pytest.mark.parametrize("name", ["tiny", "default"])
+def test_double_buffered_gemm(name):
+    """A K-tiled, double-buffered GEMM: identical memory and counters on RTL and golden, and
+    equal to NumPy's product."""
+    cfg = preset(name)
+    rng = np.random.default_rng(3)
+    m, k_tiles = 12, 4
+    a = random_int8(rng, (m, k_tiles * cfg.rows))
+    w = random_int8(rng, (k_tiles * cfg.rows, cfg.cols))
+    memory = np.zeros(MEMORY, np.uint8)
+    memory[0x2000:0x2000 + a.size] = a.view(np.uint8).reshape(-1)
+    memory[0x3000:0x3000 + w.size] = w.view(np.uint8).reshape(-1)
+    words = gemm_program(cfg, 0x2000, 0x3000, 0x4000, m, k_tiles)
+    golden = run_golden(cfg, memory, words, base=BASE, window=WINDOW)
+    rtl = run_core(cfg, memory, words, base=BASE, window=WINDOW, latency=3, stall=0.2, seed=3)
+    assert golden.code == rtl.code == CoreError.NONE
+    out = golden.memory[0x4000:0x4000 + m * cfg.acc_row_bytes].view("<i4")
+    assert (out.reshape(m, -1)[:, :cfg.cols] == a.astype(np.int64) @ w).all()
+    diff = np.flatnonzero(rtl.memory != golden.memory)
+    assert not len(diff), f"{len(diff)} bytes differ, the first at {diff[0]:#x}"
+    for counter in golden.counters:
+        assert rtl.counters[counter] == golden.counters[counter], counter
+    print(f"{name}: {rtl.cycles} cycles, {rtl.counters}")
+
+
+ERRORS = {
+    "illegal opcode": ([0], CoreError.ILLEGAL_OPCODE, 0),
+    "reserved bit": ([encode(Opcode.END) | 1 << 255], CoreError.BAD_FIELD, 0),
+    "GEMM k > rows": ([encode(Opcode.SYNC), encode(Opcode.GEMM, k=99)], CoreError.BAD_FIELD, 1),
+    "GEMM past the accumulator": ([encode(Opcode.GEMM, acc_addr=255, m=2)],
+                                  CoreError.ACC_RANGE, 0),
+    "token underflow": ([encode(Opcode.STORE, pop_prev=1)], CoreError.TOKEN_UNDERFLOW, 0),
+    "DMA window": ([encode(Opcode.LOAD, ext_addr=0xF000, rows=1, row_bytes=4)],
+                   CoreError.DMA_WINDOW, 0),
+    "DMA misaligned": ([encode(Opcode.STORE, ext_addr=0x1002, rows=1, row_bytes=4)],
+                       CoreError.DMA_MISALIGNED, 0),
+    "DMA SLVERR after a good load": ([encode(Opcode.LOAD, ext_addr=0x1000, rows=1, row_bytes=8),
+                                      encode(Opcode.LOAD, ext_addr=0x8000, rows=1, row_bytes=8)],
+                                     CoreError.DMA_SLVERR, 1),
+    "DMA DECERR on a store": ([encode(Opcode.STORE, ext_addr=0x9000, rows=1, row_bytes=8)],
+                              CoreError.DMA_DECERR, 0),
+    "load into the accumulator": ([encode(Opcode.LOAD, ext_addr=0x1000, rows=1, row_bytes=4,
+                                          local_addr=8192)], CoreError.DMA_LOCAL_RANGE, 0),
+    "program overrun": ([encode(Opcode.SYNC, queue=Queue.STORE)] * 2,
+                        CoreError.PROGRAM_OVERRUN, 2),
+    "fetch outside the window": ([encode(Opcode.SYNC)] * 3 + [encode(Opcode.END)],
+                                 CoreError.FETCH, 2),
+    "earliest of two failures": ([encode(Opcode.LOAD, ext_addr=0x8000, rows=1, row_bytes=8),
+                                  encode(Opcode.GEMM, k=99)], CoreError.DMA_SLVERR, 0),
+}
+
+
+def test_errors_match_the_golden_model():
+    """Each error, one program after another on one core: the code and address the golden
+    model gives, done never set, and the next program still runs (the last is a good one)."""
+    cfg = preset("tiny")
+    memory = np.zeros(MEMORY, np.uint8)
+    window = (0, BASE + 2 * INSTRUCTION_BYTES)
+    kinds = dict(slverr=[(0x8000, 0x8008)], decerr=[(0x9000, 0x9008)])
+    session = CoreSession(cfg, memory, **kinds)
+    cases = list(ERRORS.items()) + [("good", ([encode(Opcode.END)], CoreError.NONE, 0))]
+
+    async def host(ctx):
+        for name, (words, code, index) in cases:
+            session.place(ctx, BASE, words)
+            win = window if name == "fetch outside the window" else (0, 0xF000)
+            got = await session.run(ctx, BASE, len(words), win, limit=5000)
+            model = CoreModel(cfg, np.zeros(MEMORY, np.uint8), window=win, **kinds)
+            place_program(model.memory, BASE, words)
+            want = model.run(BASE, len(words))
+            assert (got.code, got.addr) == (want.code, want.error_addr), name
+            addr = BASE + index * INSTRUCTION_BYTES if code != CoreError.NONE else 0
+            assert (got.code, got.addr) == (code, addr), name
+            status = csr.unpack("STATUS", await read_csr(ctx, session.core.csr, "STATUS"))
+            assert (status["done"], status["error"]) == (code == CoreError.NONE,
+                                                         code != CoreError.NONE), name
+
+    simulate(session.top, host, timeout=200_000)
+
+
+def _dma(opcode, ext, local, nbytes, **flags):
+    """One LOAD or STORE of ``nbytes`` contiguous bytes."""
+    return encode(opcode, ext_addr=ext, local_addr=local, rows=1, row_bytes=nbytes, **flags)
+
+
+def _flag(name):
+    """The bit of the header flag ``name`` in an instruction word."""
+    (f,) = [f for f in HEADER if f.name == name]
+    return 1 << f.lsb
+
+
+def _same(cfg, memory, words, *, code=CoreError.NONE, **kwargs):
+    """Run ``words`` on the golden model and the RTL: the same code (``code``), address,
+    memory image and counters. Returns the RTL's outcome."""
+    golden = run_golden(cfg, memory, words, base=BASE, window=WINDOW)
+    assert golden.code == code
+    rtl = run_core(cfg, memory, words, base=BASE, window=WINDOW, **kwargs)
+    assert (rtl.code, rtl.addr) == (golden.code, golden.addr)
+    diff = np.flatnonzero(rtl.memory != golden.memory)
+    assert not len(diff), f"{len(diff)} bytes differ, the first at {diff[0]:#x}"
+    for counter in golden.counters:
+        assert rtl.counters[counter] == golden.counters[counter], counter
+    return rtl
+
+
+def _image_program(cfg, spad, used, vectors, *, out=0x8000, extra=0):
+    """LOAD ``spad[:used]`` from 0x4000, run ``vectors`` (the first takes the LOAD's token,
+    the last gives the STORE one), STORE ``spad[:used]`` to ``out``, END.
+
+    With ``extra`` bytes, a second LOAD (of random bytes from 0x6000 to just past ``used``)
+    runs while the VECTORs before the last one do, so its writes to the scratchpad meet
+    theirs; the last VECTOR waits for it, and the STORE covers it too."""
+    memory = np.zeros(MEMORY, np.uint8)
+    memory[0x4000:0x4000 + used] = spad[:used]
+    memory[0x6000:0x6000 + extra] = np.random.default_rng(0).integers(0, 256, extra)
+    vectors = list(vectors)
+    vectors[0] |= _flag("pop_prev")
+    vectors[-1] |= _flag("push_next") | _flag("pop_prev") * bool(extra)
+    loads = [_dma(Opcode.LOAD, 0x4000, 0, used, push_next=1)]
+    if extra:
+        loads.append(_dma(Opcode.LOAD, 0x6000, used, extra, push_next=1))
+    words = [*loads, *vectors, _dma(Opcode.STORE, out, 0, used + extra, pop_prev=1),
+             encode(Opcode.END)]
+    return memory, words
+
+
+@pytest.mark.parametrize("name", ["tiny", "default"])
+def test_vector_ops(name):
+    """CLAMP, ADD, LUT, SOFTMAX and LAYERNORM, each on rows of ``2 cols + 1`` with a spare
+    vector between rows and on one row of one element, between a LOAD of their inputs and
+    records and a STORE of the scratchpad, while another LOAD writes the scratchpad: the
+    golden model's memory and counters."""
+    cfg = preset(name)
+    rng = np.random.default_rng(21)
+    spad = np.zeros(cfg.spad_bytes, np.uint8)
+    layout = Layout(cfg)
+    vectors = []
+    for op in (VectorOp.CLAMP, VectorOp.ADD, VectorOp.LUT, VectorOp.SOFTMAX,
+               VectorOp.LAYERNORM):
+        for rows, length, gap in ((2, 2 * cfg.cols + 1, 1), (1, 1, 0)):
+            vectors.append(vector_word(cfg, layout, rng, op, rows, length, gap=gap, spad=spad,
+                                       record=random_record(rng, op, length)))
+    memory, words = _image_program(cfg, spad, layout.next, vectors, extra=2048)
+    rtl = _same(cfg, memory, words)
+    print(f"{name}: {rtl.cycles} cycles")
+
+
+def _put(memory, addr, array):
+    data = np.ascontiguousarray(array).view(np.uint8).reshape(-1)
+    memory[addr:addr + len(data)] = data
+
+
+@pytest.mark.parametrize("name", ["tiny", "default"])
+def test_gemm_requantize_lut(name):
+    """A GEMM tiled over K (two tiles that accumulate), requantized (rows shorter than
+    ``cols``; rows of two accumulator rows, strided) and through a LUT activation, the int8
+    results and the accumulators stored, the latter while the VECTORs run (both read the
+    accumulator memory): the golden model's memory and counters."""
+    cfg = preset(name)
+    rows, cols, pitch, rb = cfg.rows, cfg.cols, vector_pitch(cfg), cfg.acc_row_bytes
+    rng = np.random.default_rng(23)
+    m = 10
+    a = random_int8(rng, (m, 2 * rows))
+    w = random_int8(rng, (2 * rows, cols))
+    spad = np.zeros(cfg.spad_bytes, np.uint8)
+    layout = Layout(cfg)
+    act = [layout.take(m * pitch) for _ in range(2)]
+    wgt = [layout.take(rows * pitch) for _ in range(2)]
+    for t in range(2):
+        for i in range(m):
+            _put(spad, act[t] + i * pitch, a[i, t * rows:(t + 1) * rows])
+        for j in range(rows):
+            _put(spad, wgt[t] + j * pitch, w[t * rows + j])
+    requant = layout.take(8)
+    spad[requant:requant + 8] = record_bytes(VectorOp.REQUANTIZE, 1, {
+        "multiplier": 1518500250, "shift": -6, "zero_point": 3, "act_min": -100,
+        "act_max": 90})
+    table = layout.take(256)
+    spad[table:table + 256] = random_record(rng, VectorOp.LUT, 1)
+    q1, q2, out = (layout.take(m * 2 * pitch) for _ in range(3))
+    acc0 = cfg.acc_base + 3 * rb
+    vectors = [
+        encode(Opcode.GEMM, act_addr=act[t], w_addr=wgt[t], acc_addr=3, m=m, k=rows, n=cols,
+               accumulate=t) for t in range(2)]
+    vectors[-1] |= _flag("push_next")  # the accumulators' STORE runs with the VECTORs
+    vectors += [
+        encode(Opcode.VECTOR, op=VectorOp.REQUANTIZE, rows=m, length=cols - 1, src=acc0,
+               src_stride=rb, dst=q1, dst_stride=pitch, params=requant),
+        encode(Opcode.VECTOR, op=VectorOp.REQUANTIZE, rows=m // 2, length=2 * cols - 1,
+               src=acc0, src_stride=2 * rb, dst=q2, dst_stride=2 * pitch, params=requant),
+        encode(Opcode.VECTOR, op=VectorOp.LUT, rows=m, length=cols - 1, src=q1,
+               src_stride=pitch, dst=out, dst_stride=pitch, params=table),
+    ]
+    memory, words = _image_program(cfg, spad, layout.next, vectors)
+    words.insert(-3, _dma(Opcode.STORE, 0xC000, acc0, m * rb, pop_prev=1))
+    rtl = _same(cfg, memory, words)
+    acc = a.astype(np.int64) @ w.astype(np.int64)
+    stored = rtl.memory[0xC000:0xC000 + m * rb].view("<i4").reshape(m, -1)[:, :cols]
+    assert (stored == acc).all()
+    print(f"{name}: {rtl.cycles} cycles")
+
+
+def test_attention_chain():
+    """tests/test_core_model.py's attention chain (GEMM, REQUANTIZE, SOFTMAX over rows of 24,
+    GEMM with the result) with the tokens that order it on the RTL, where the queues run
+    concurrently: the golden model's memory and counters, and the NumPy chain's result."""
+    cfg = preset("default")
+    pitch = vector_pitch(cfg)
+    rng = np.random.default_rng(2)
+    memory = np.zeros(MEMORY, np.uint8)
+    q, k_t, v = random_int8(rng, (4, 8)), random_int8(rng, (8, 24)), random_int8(rng, (24, 8))
+    params = SoftmaxParams.from_scale(0.05)
+    table = softmax_exp_table(params).astype("<u4")
+    _put(memory, 0x2000, q)
+    for block in range(3):
+        _put(memory, 0x2100 + block * 64, np.ascontiguousarray(k_t[:, block * 8:][:, :8]))
+    _put(memory, 0x2400, v)
+    _put(memory, 0x2600, record_bytes(VectorOp.REQUANTIZE, 1, {
+        "multiplier": 1 << 30, "shift": -3, "zero_point": 0, "act_min": -128, "act_max": 127}))
+    _put(memory, 0x2700, table)
+
+    def load(ext, local, rows, row_bytes, **flags):
+        return encode(Opcode.LOAD, ext_addr=ext, local_addr=local, rows=rows,
+                      row_bytes=row_bytes, ext_stride=row_bytes, local_stride=row_bytes,
+                      **flags)
+
+    words = [load(0x2000, 0, 4, 8), load(0x2100, 0x100, 24, 8), load(0x2400, 0x300, 24, 8),
+             load(0x2600, 0x500, 1, 8), load(0x2700, 0x600, 1, 1024, push_next=1)]
+    for block in range(3):
+        words.append(encode(Opcode.GEMM, act_addr=0, w_addr=0x100 + block * 64,
+                            acc_addr=block * 4, m=4, k=8, n=8, pop_prev=block == 0))
+    for block in range(3):
+        words.append(encode(Opcode.VECTOR, op=VectorOp.REQUANTIZE, rows=4, length=8,
+                            src=cfg.acc_base + block * 4 * cfg.acc_row_bytes,
+                            src_stride=cfg.acc_row_bytes, dst=0xA00 + block * pitch,
+                            dst_stride=3 * pitch, params=0x500))
+    words.append(encode(Opcode.VECTOR, op=VectorOp.SOFTMAX, rows=4, length=24, src=0xA00,
+                        src_stride=3 * pitch, dst=0xC00, dst_stride=3 * pitch, params=0x600,
+                        push_next=1))
+    # Each column block of P out to memory and back in one piece; the store queue hands its
+    # token to the load queue through a SYNC of the compute queue.
+    for block in range(3):
+        words.append(encode(Opcode.STORE, ext_addr=0x4000 + block * 32,
+                            local_addr=0xC00 + block * pitch, rows=4, row_bytes=8,
+                            ext_stride=8, local_stride=3 * pitch, pop_prev=block == 0,
+                            push_prev=block == 2))
+    words.append(encode(Opcode.SYNC, queue=Queue.COMPUTE, pop_next=1, push_prev=1))
+    for block in range(3):
+        words.append(load(0x4000 + block * 32, 0xE00 + block * 32, 1, 32, pop_next=block == 0,
+                          push_next=block == 2))
+    for block in range(3):
+        words.append(encode(Opcode.GEMM, act_addr=0xE00 + block * 32,
+                            w_addr=0x300 + block * 64, acc_addr=16, m=4, k=8, n=8,
+                            accumulate=block > 0, pop_prev=block == 0, push_next=block == 2))
+    words += [encode(Opcode.STORE, ext_addr=0x5000, local_addr=cfg.acc_base + 16 *
+                     cfg.acc_row_bytes, rows=4, row_bytes=32, ext_stride=32, local_stride=32,
+                     pop_prev=1),
+              encode(Opcode.END)]
+    rtl = _same(cfg, memory, words)
+    scores = requantize(q.astype(np.int64) @ k_t.astype(np.int64), 1 << 30, -3, 0)
+    out = softmax(scores, params).astype(np.int64) @ v.astype(np.int64)
+    assert (rtl.memory[0x5000:0x5000 + 128].view("<i4").reshape(4, 8) == out).all()
+    print(f"{rtl.cycles} cycles")
+
+
+def test_vector_param_errors():
+    """Every way a record can be bad, for each op, as the second VECTOR of a program on one
+    core: VECTOR_PARAM at its address, as the golden model says, and a good program after
+    them all still runs."""
+    cfg = preset("tiny")
+    rng = np.random.default_rng(29)
+    programs = []
+    cases = [(op, kind) for op in VectorOp for kind in BAD_KINDS[op]]
+    for op, kind in cases + [(VectorOp.LAYERNORM, None)]:
+        spad = np.zeros(cfg.spad_bytes, np.uint8)
+        layout = Layout(cfg)
+        length = int(rng.integers(1, 3 * cfg.cols))
+        vectors = [vector_word(cfg, layout, rng, VectorOp.CLAMP, 2, length, spad=spad,
+                               record=random_record(rng, VectorOp.CLAMP, length)),
+                   vector_word(cfg, layout, rng, op if op != VectorOp.REQUANTIZE else
+                               VectorOp.CLAMP, 2, length, spad=spad,
+                               record=random_record(rng, op, length, bad=kind))]
+        if op == VectorOp.REQUANTIZE:  # its source is the accumulator
+            _, fields, _ = decode(vectors[1])
+            del fields["opcode"]
+            fields.update(op=op, src=cfg.acc_base, src_stride=0)
+            vectors[1] = encode(Opcode.VECTOR, **fields)
+        programs.append(_image_program(cfg, spad, layout.next, vectors))
+    session = CoreSession(cfg, np.zeros(MEMORY, np.uint8))
+    seen = []
+
+    async def host(ctx):
+        for memory, words in programs:
+            for k in range(0x4000, 0x8000, cfg.bus_bytes):  # the image
+                ctx.set(session.ram.data[k // cfg.bus_bytes],
+                        int.from_bytes(memory[k:k + cfg.bus_bytes].tobytes(), "little"))
+            session.place(ctx, BASE, words)
+            before = session.memory(ctx)
+            got = await session.run(ctx, BASE, len(words), WINDOW, limit=20_000)
+            model = CoreModel(cfg, before)
+            place_program(model.memory, BASE, words)
+            want = model.run(BASE, len(words))
+            assert (got.code, got.addr) == (want.code, want.error_addr)
+            seen.append((got.code, got.addr - BASE))
+
+    simulate(session.top, host, timeout=1_000_000)
+    bad_at = 2 * INSTRUCTION_BYTES  # after the LOAD and the good VECTOR
+    assert seen[:-1] == [(CoreError.VECTOR_PARAM, bad_at)] * (len(seen) - 1), seen
+    assert seen[-1] == (CoreError.NONE, -BASE)
+
+
+def _set_field(word, opcode, name, value):
+    """``word`` with field ``name`` of ``opcode`` set to ``value``, every other bit kept."""
+    (f,) = [f for f in fields_of(opcode) if f.name == name]
+    return word & ~f.mask | value << f.lsb
+
+
+def _race_free(cfg, words, rng, zone, program):
+    """``words`` with no VECTOR parameter record that anything could be writing, and no
+    STORE over the program's own instructions (``program``, a byte range).
+
+    A VECTOR's outcome depends on its record's contents, so a record that a LOAD of the load
+    queue (which runs concurrently) or a previous program may have written makes the RTL and
+    the golden model (which starts from an empty scratchpad) disagree legitimately. Here
+    every VECTOR's record lies in ``zone``, whose contents are loaded once and then never
+    written: a LOAD or VECTOR that would write into it moves nothing (``rows`` 0). Likewise
+    the RTL fetches ahead, so a STORE into the program's later instructions races with their
+    fetch (the golden model fetches each after the previous one completes)."""
+    pitch = vector_pitch(cfg)
+    out = []
+    for word in words:
+        opcode, f, _ = decode(word)
+        if opcode in (Opcode.LOAD, Opcode.STORE) and f["rows"] and f["row_bytes"]:
+            local = f["local_addr"], f["local_addr"] + (f["rows"] - 1) * f["local_stride"] + \
+                f["row_bytes"]
+            ext = f["ext_addr"], f["ext_addr"] + (f["rows"] - 1) * f["ext_stride"] + \
+                f["row_bytes"]
+            hit = (local, zone) if opcode == Opcode.LOAD else (ext, program)
+            if hit[0][0] < hit[1][1] and hit[0][1] > hit[1][0]:
+                word = _set_field(word, opcode, "rows", 0)
+        elif opcode == Opcode.VECTOR and f["op"] <= max(VectorOp) and \
+                1 <= f["length"] <= cfg.max_row:
+            beats = -(-f["length"] // cfg.cols)
+            end = f["dst"] + (f["rows"] - 1) * f["dst_stride"] + beats * pitch if f["rows"] else 0
+            if f["dst"] < zone[1] and end > zone[0]:
+                word = _set_field(word, opcode, "rows", 0)
+            size = record_layout(f["op"], f["length"])[1]
+            slots = (zone[1] - zone[0] - size) // pitch + 1
+            word = _set_field(word, opcode, "params", zone[0] + pitch * int(rng.integers(slots)))
+        out.append(word)
+    return out
+
+
+@pytest.mark.parametrize("name", ["tiny", "default"])
+def test_random_streams(name):
+    """60 seeded random instruction streams, VECTORs included, one after another on one core:
+    each ends with the golden model's code and address within a bounded number of cycles, and
+    no byte outside the window changes. The VECTOR records are made race-free
+    (:func:`_race_free`): 2 KiB at the top of the scratchpad, loaded once with records that
+    are good or bad at random, hold them all."""
+    cfg = preset(name)
+    rng = np.random.default_rng(11)
+    memory = rng.integers(0, 256, MEMORY, np.uint8)
+    window = (0x1000, 0xE000)
+    zone = (cfg.spad_bytes - 2048, cfg.spad_bytes)
+    # The zone's contents, outside the window: half the 32-bit words zero, so that records of
+    # every op are sometimes good and sometimes bad.
+    records = rng.integers(0, 256, 2048, np.uint8)
+    records.view("<u4")[rng.random(512) < 0.5] = 0
+    memory[0xE000:0xE800] = records
+    kinds = dict(slverr=[(0x9000, 0x9040)], decerr=[(0xA000, 0xA040)])
+    session = CoreSession(cfg, memory, **kinds)
+    programs = []
+    while len(programs) < 60:
+        words = random_program(rng, cfg, window, length=int(rng.integers(1, 7)), flood=0.02)
+        base = window[0] if len(words) < 64 else window[1] - len(words) * INSTRUCTION_BYTES
+        programs.append(_race_free(cfg, words, rng, zone,
+                                   (base, base + len(words) * INSTRUCTION_BYTES)))
+    outside = np.r_[0:window[0], window[1]:MEMORY]
+    seen = {}
+
+    async def host(ctx):
+        setup = [_dma(Opcode.LOAD, 0xE000, zone[0], 2048), encode(Opcode.END)]
+        session.place(ctx, BASE, setup)
+        got = await session.run(ctx, BASE, len(setup), (0, MEMORY), limit=20_000)
+        assert got.code == CoreError.NONE
+        for index, words in enumerate(programs):
+            base = window[0] if len(words) < 64 else window[1] - len(words) * INSTRUCTION_BYTES
+            session.place(ctx, base, words)
+            before = session.memory(ctx)
+            got = await session.run(ctx, base, len(words), window, limit=20_000)
+            model = CoreModel(cfg, before.copy(), window=window, **kinds)
+            model.spad[zone[0]:zone[1]] = records
+            want = model.run(base, len(words))
+            where = f"program {index} (seed 11): {[hex(w) for w in words[:4]]}"
+            assert (got.code, got.addr) == (want.code, want.error_addr), where
+            after = session.memory(ctx)
+            assert (after[outside] == before[outside]).all(), f"{where}: wrote outside"
+            seen[got.code] = seen.get(got.code, 0) + 1
+
+    simulate(session.top, host, timeout=2_000_000)
+    print({code.name: count for code, count in seen.items()})
+    assert len(seen) >= 6, seen
+    assert seen.get(CoreError.VECTOR_PARAM), seen
+
+
+def test_soft_reset_stops_a_run():
+    """A soft reset during a long program: no interrupt, STATUS idle with no error, and the
+    next start runs a program to done."""
+    cfg = preset("tiny")
+    memory = np.zeros(MEMORY, np.uint8)
+    session = CoreSession(cfg, memory)
+    long = [encode(Opcode.LOAD, ext_addr=0x2000, rows=16, row_bytes=256, ext_stride=256,
+                   local_stride=256)] * 8 + [encode(Opcode.END)]
+
+    async def host(ctx):
+        bus = session.core.csr
+        session.place(ctx, BASE, long)
+        await write_csr(ctx, bus, "PROGRAM_BASE", BASE)
+        await write_csr(ctx, bus, "PROGRAM_LENGTH", len(long))
+        await write_csr(ctx, bus, "WINDOW_LIMIT", MEMORY)
+        await write_csr(ctx, bus, "IRQ_ENABLE", 0b11)
+        await write_csr(ctx, bus, "CONTROL", csr.pack("CONTROL", start=1))
+        for _ in range(50):
+            await ctx.tick()
+        await write_csr(ctx, bus, "CONTROL", csr.pack("CONTROL", soft_reset=1))
+        for _ in range(3000):
+            await ctx.tick()
+            if not csr.unpack("STATUS", await read_csr(ctx, bus, "STATUS"))["busy"]:
+                break
+        status = csr.unpack("STATUS", await read_csr(ctx, bus, "STATUS"))
+        assert (status["busy"], status["done"], status["error"]) == (0, 0, 0), status
+        assert not ctx.get(session.core.irq)
+        session.place(ctx, BASE, [encode(Opcode.END)])
+        got = await session.run(ctx, BASE, 1, (0, MEMORY), limit=2000)
+        assert got.code == CoreError.NONE
+
+    simulate(session.top, host, timeout=100_000)
