@@ -263,6 +263,47 @@ def test_accumulator_byte_layout():
     assert got == expected
 
 
+def test_accumulator_row_read_once():
+    """A row's four words cost one accumulator read while the requests stay on it; the kept
+    copy is used until another row is asked for or ``acc_flush``: a row changed behind a kept
+    copy reads old bytes without a flush, new ones after it."""
+    spad = Scratchpad(preset("default"))
+    base, rows = spad.config.acc_base, zero_rows(spad.config)
+    rows[5] = np.arange(8) + 100
+    reads, got = [], []
+
+    def word(values, k):
+        return int.from_bytes(np.asarray(values[2 * k:2 * k + 2], "<i4").tobytes(), "little")
+
+    async def ask(ctx):
+        for k in range(4):
+            await stream_put(ctx, spad.dma_r, base + 5 * 32 + 8 * k)
+        for _ in range(8):
+            await ctx.tick()
+        rows[5] = np.arange(8) + 200  # the array writes row 5
+        await stream_put(ctx, spad.dma_r, base + 5 * 32)  # still the kept copy
+        ctx.set(spad.acc_flush, 1)
+        await ctx.tick()
+        ctx.set(spad.acc_flush, 0)
+        await stream_put(ctx, spad.dma_r, base + 5 * 32 + 8)
+
+    async def take(ctx):
+        for _ in range(6):
+            got.append(await stream_get(ctx, spad.dma_rdata))
+
+    async def count(ctx):
+        while True:
+            _, _, valid, ready = await ctx.tick().sample(spad.acc_read.valid,
+                                                         spad.acc_read.ready)
+            if valid and ready:
+                reads.append(1)
+
+    simulate(spad, ask, take, background=[fake_accumulator(spad, rows), count])
+    old, new = np.arange(8) + 100, np.arange(8) + 200
+    assert got == [word(old, k) for k in range(4)] + [word(old, 0), word(new, 1)]
+    assert len(reads) == 2
+
+
 @pytest.mark.parametrize("name", ["tiny", "four_rows"])
 def test_with_accumulator_memory(name):
     """Connected to a real :class:`AccumulatorMemory` (the matrix unit's read port shapes),

@@ -135,6 +135,7 @@ class Core(wiring.Component):
         wiring.connect(m, compute.vec_r, spad.vec_r)
         wiring.connect(m, spad.vec_data, compute.vec_data)
         m.d.comb += compute.mu_busy.eq(matrix.busy)
+        m.d.comb += spad.acc_flush.eq(matrix.cmd.valid & matrix.cmd.ready)
         wiring.connect(m, loads.desc, dma.load.desc)
         wiring.connect(m, dma.load.done, loads.done)
         wiring.connect(m, stores.desc, dma.store.desc)

@@ -9,8 +9,9 @@ from ..config import JalapenoConfig
 
 __all__ = ["Scratchpad", "dma_write_layout"]
 
-# What a DMA read response is made of, in request order.
-_SPAD, _ACC, _ZERO = range(3)
+# What a DMA read response is made of, in request order: a scratchpad word, accumulator rows
+# read for it, zeros, or a word of the accumulator row read last.
+_SPAD, _ACC, _ZERO, _HIT = range(4)
 
 
 def dma_write_layout(config: JalapenoConfig):
@@ -55,8 +56,11 @@ class Scratchpad(wiring.Component):
     ``r * acc_row_bytes``, its lane ``c`` at ``+4c`` as a little-endian int32
     (``acc_row_bytes`` is ``cols * 4`` rounded up to a power of two; the padding reads as
     zeros). A bus word wider than a row holds ``bus_bytes // acc_row_bytes`` consecutive rows
-    (read one per cycle); a row wider than a bus word is read again for each of its words, so
-    either way a word takes as many accumulator reads as rows it touches.
+    (read one per cycle). A row wider than a bus word is read once for its first word asked
+    and kept: while the requests that follow stay on that row, their words come from the kept
+    copy without an accumulator read, so a STORE costs the accumulator one read per row (the
+    accumulator's one port also takes the array's row updates). A request for another row,
+    or ``acc_flush`` (the accumulator may have changed), ends the copy's use.
     Responses of both spaces leave in request order: a scratchpad word two cycles after the
     edge that accepted it, an accumulator word as soon as its rows arrive, at most
     :attr:`DMA_READ_DEPTH` requests in flight.
@@ -92,6 +96,9 @@ class Scratchpad(wiring.Component):
         Row reads of the accumulator memory (the matrix unit's ``read``).
     acc_data : In(stream.Signature(ArrayLayout(signed(32), cols)))
         Its rows, in order (the matrix unit's ``read_data``).
+    acc_flush : In(1)
+        The accumulator memory may change: the next DMA read of it reads its row afresh
+        (the core pulses it when a GEMM tile starts).
     error : Out(1)
         Sticky until reset: a misaligned or out-of-range address was accepted.
     vector_bytes, vector_pitch : int
@@ -145,6 +152,7 @@ class Scratchpad(wiring.Component):
             "acc_read": Out(stream.Signature(config.acc_addr_width)),
             "acc_data": In(stream.Signature(
                 data.ArrayLayout(signed(config.acc_width), config.cols))),
+            "acc_flush": In(1),
             "error": Out(1),
         })
 
@@ -258,26 +266,38 @@ class Scratchpad(wiring.Component):
         # its order entry goes in with the first, so its rows are taken as they arrive and never
         # wait on a full accumulator response buffer.
         rows_per_word = max(1, cfg.bus_bytes // cfg.acc_row_bytes)
+        # A row of several bus words is read once while requests stay on it: its other words
+        # come from `row_buf`, so a STORE takes one accumulator read per row, not per word.
+        caching = cfg.acc_row_bytes > cfg.bus_bytes
+        hit = Signal()
         row_index = Signal(range(rows_per_word))
         first_row = row_index == 0
         last_row = row_index == rows_per_word - 1
         row_bits = ceil_log2(cfg.acc_row_bytes)
         row = low[row_bits:row_bits + cfg.acc_addr_width]
         row_asked = self.acc_read.valid & self.acc_read.ready
+        if caching:
+            cached_row, cached = Signal.like(row), Signal()
+            m.d.comb += hit.eq(cached & (row == cached_row))
+            with m.If(self.dma_r.valid & self.dma_r.ready & d_acc):
+                m.d.sync += [cached_row.eq(row), cached.eq(1)]
+            with m.If(self.acc_flush):
+                m.d.sync += cached.eq(0)
         tag = Signal(tag_layout)
         m.d.comb += [
-            self.acc_read.valid.eq(self.dma_r.valid & d_acc & (order.w_rdy | ~first_row)),
+            self.acc_read.valid.eq(self.dma_r.valid & d_acc & ~hit &
+                                   (order.w_rdy | ~first_row)),
             self.acc_read.payload.eq(Cat(row_index, row[ceil_log2(rows_per_word):])),
-            tag.kind.eq(Mux(d_spad, _SPAD, Mux(d_acc, _ACC, _ZERO))),
+            tag.kind.eq(Mux(d_spad, _SPAD, Mux(d_acc, Mux(hit, _HIT, _ACC), _ZERO))),
             tag.word.eq(low[bus_bits:max(bus_bits, row_bits)]),
             order.w_data.eq(tag),
-            order.w_en.eq(Mux(d_acc, row_asked & first_row,
+            order.w_en.eq(Mux(d_acc & ~hit, row_asked & first_row,
                               self.dma_r.valid & self.dma_r.ready)),
         ]
         with m.If(d_spad):
             m.d.comb += self.dma_r.ready.eq(d_go)
         with m.Elif(d_acc):
-            m.d.comb += self.dma_r.ready.eq(row_asked & last_row)
+            m.d.comb += self.dma_r.ready.eq(Mux(hit, order.w_rdy, row_asked & last_row))
         with m.Else():
             m.d.comb += self.dma_r.ready.eq(order.w_rdy)
         with m.If(row_asked):
@@ -297,6 +317,7 @@ class Scratchpad(wiring.Component):
         head = tag_layout(order.r_data)
         acc_row = Cat(self.acc_data.payload.as_value(),
                       Const(0, cfg.acc_row_bytes * 8 - len(self.acc_data.payload.as_value())))
+        row_buf = Signal(len(acc_row))
         taken = self.dma_rdata.valid & self.dma_rdata.ready
         with m.Switch(head.kind):
             with m.Case(_SPAD):
@@ -312,6 +333,9 @@ class Scratchpad(wiring.Component):
                         self.dma_rdata.payload.eq(acc_row.word_select(head.word, bus)),
                         self.acc_data.ready.eq(order.r_rdy & self.dma_rdata.ready),
                     ]
+                    if caching:
+                        with m.If(self.acc_data.valid & self.acc_data.ready):
+                            m.d.sync += row_buf.eq(acc_row)
                 else:
                     collected = Signal(range(rows_per_word))
                     earlier = Signal(bus - len(acc_row))
@@ -327,6 +351,11 @@ class Scratchpad(wiring.Component):
                             m.d.sync += earlier.eq(Cat(earlier[len(acc_row):], acc_row))
                         else:
                             m.d.sync += earlier.eq(acc_row)
+            with m.Case(_HIT):
+                m.d.comb += [
+                    self.dma_rdata.valid.eq(order.r_rdy),
+                    self.dma_rdata.payload.eq(row_buf.word_select(head.word, bus)),
+                ]
             with m.Default():
                 m.d.comb += self.dma_rdata.valid.eq(order.r_rdy)
         m.d.comb += order.r_en.eq(taken)

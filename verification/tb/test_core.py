@@ -192,19 +192,19 @@ async def run_test_fetch_outside_the_window(dut):
 BENCH_GEMM = (256, 256, 256)
 #: MAC utilization the bench aims at on the default preset.
 BENCH_TARGET = 0.90
-#: The least fraction of :func:`accumulator_bound` the bench's GEMM must reach (the
-#: program's own losses: filling the first buffer, the matrix unit's drains, stores waiting).
-BENCH_OF_BOUND = 0.95
+#: The least utilization the bench's GEMM must reach on the other presets, where it is only
+#: reported (a regression guard: tiny is bound by its 32-bit bus, large by its 16-row tiles'
+#: share of the scratchpad's read port).
+BENCH_FLOOR = 0.75
 
 
 def accumulator_bound(cfg, counters):
     """The highest utilization the accumulator memory allows for what ran: it takes one row
     update (a result row of a GEMM, ``k * n`` MACs) or one read per cycle, never both, and a
-    STORE from the accumulator reads a row for each bus word of it (each of the
-    ``bus_bytes / acc_row_bytes`` rows of a wider word). So the run needs at least
-    ``updates + reads`` cycles."""
+    STORE from the accumulator reads each row it stores once (the scratchpad keeps the row
+    for its other bus words). So the run needs at least ``updates + reads`` cycles."""
     updates = counters["MACS"] / (cfg.rows * cfg.cols)
-    reads = counters["DMA_WRITE_BYTES"] / min(cfg.bus_bytes, cfg.acc_row_bytes)
+    reads = counters["DMA_WRITE_BYTES"] / cfg.acc_row_bytes
     return updates / (updates + reads)
 
 
@@ -217,9 +217,9 @@ async def run_bench_core(dut):
     rows * cols)`` from the hardware counters, and simulated cycles per wall second of the
     run (the simulator alone: the host only awaits the interrupt). Writes ``core.json``.
 
-    :data:`BENCH_TARGET` is recorded, not required: for this GEMM the accumulator's one
-    port bounds the default preset at 0.889 (:func:`accumulator_bound`). What is required,
-    for the 256 x 256 x 256 GEMM, is :data:`BENCH_OF_BOUND` of that bound."""
+    For the 256 x 256 x 256 GEMM, :data:`BENCH_TARGET` is required on the default preset and
+    :data:`BENCH_FLOOR` on the others; the accumulator's bound (:func:`accumulator_bound`) is
+    reported next to it."""
     tb = await start(dut, 5)
     cfg = tb.config
     m, k, n = (tuple(int(v) for v in os.environ["JALAPENO_GEMM"].split("x"))
@@ -262,6 +262,6 @@ async def run_bench_core(dut):
                      f"{utilization:.4f} (accumulator bound {report['accumulator_bound']:.4f}), "
                      f"{got.sim_cycles_per_second:,.0f} simulated cycles/s")
     if (m, k, n) == BENCH_GEMM:
-        assert utilization >= BENCH_OF_BOUND * report["accumulator_bound"], \
-            f"{tb.where()}: utilization {utilization:.4f} is below {BENCH_OF_BOUND} of the " \
-            f"accumulator's bound {report['accumulator_bound']:.4f}"
+        floor = BENCH_TARGET if cfg.name == "default" else BENCH_FLOOR
+        assert utilization >= floor, \
+            f"{tb.where()}: utilization {utilization:.4f} is below {floor}"
