@@ -40,7 +40,7 @@ from rtl.core.decode import (
 )
 from rtl.core.fetch import FetchKind, fetched_layout
 from verification.models.core import _CHANNELS, CoreModel, _Fault, vector_pitch
-from verification.programs import random_program
+from verification.programs import random_program, token_flags
 
 #: A configuration whose ``cols`` is not a power of two: ``ceil(length / cols)`` is the
 #: reciprocal multiplication, and ``vector_pitch`` (8) exceeds both dimensions.
@@ -230,25 +230,6 @@ def _fit(rng, value, opcode, name):
     return value if 0 <= value < limit else rng.randrange(limit)
 
 
-def _flags(rng, queue, tokens, *, wrong=0.03):
-    """Token flags for ``queue``: mostly pops with a token there, now and then a flag the
-    queue does not have."""
-    flags = {}
-    for side, step in (("prev", -1), ("next", 1)):
-        other = queue + step
-        if not Queue.LOAD <= other <= Queue.STORE:
-            if rng.random() < wrong:
-                flags[f"{_pick(rng, 'pop', 'push')}_{side}"] = 1
-            continue
-        if rng.random() < 0.3 and (tokens[(other, queue)] or rng.random() < 0.1):
-            flags[f"pop_{side}"] = 1
-            tokens[(other, queue)] = max(0, tokens[(other, queue)] - 1)
-        if rng.random() < 0.3:
-            flags[f"push_{side}"] = 1
-            tokens[(queue, other)] += 1
-    return flags
-
-
 def _edge_vector(rng, cfg):
     """The fields of a VECTOR aimed at the edges of its operands' memories: half of them
     with every operand placed to fit, most exactly up to its memory's end, with up to
@@ -331,7 +312,7 @@ def edge_program(rng, cfg):
             fields = {"rows": rng.randrange(1 << 16), "local_stride": rng.randrange(1 << 20)}
         queue = Queue(min(fields.get("queue", 0), 2)) if opcode == Opcode.SYNC else \
             QUEUE_OF[opcode]
-        fields.update(_flags(rng, queue, tokens))
+        fields.update(token_flags(rng, queue, tokens, rate=0.3, orphan=0.1, wrong=0.03))
         words.append(encode(opcode, **fields))
     if rng.random() < 0.7:
         words.append(encode(Opcode.END, **({"pop_next": 1} if rng.random() < 0.05 else {})))

@@ -27,25 +27,33 @@ from jalapeno.isa import (
 from rtl.config import JalapenoConfig
 from verification.models.core import vector_pitch
 
-__all__ = ["OPCODES", "random_program", "place_program", "gemm_program", "GemmPlan",
+__all__ = ["OPCODES", "token_flags", "random_program", "place_program", "gemm_program", "GemmPlan",
            "GemmLayout", "plan_gemm", "tiled_gemm"]
 
 #: The opcodes a stream draws by default (END only comes last).
 OPCODES = (Opcode.LOAD, Opcode.STORE, Opcode.GEMM, Opcode.VECTOR, Opcode.SYNC)
 
 
-def _flags(rng, queue, tokens):
-    """Random token flags for ``queue``, only those it has; a pop mostly only when an earlier
-    push left a token (``tokens``, per direction, updated), so most streams run deep."""
+def token_flags(rng, queue, tokens, *, rate=0.25, orphan=0.05, wrong=0.0):
+    """Random token flags for ``queue`` (a ``dict`` of the flags set, for ``encode``).
+
+    Each flag towards a neighbour is set with probability ``rate``; a pop mostly only when an
+    earlier push left a token (``tokens``, per direction ``(from, to)``, updated), else with
+    probability ``orphan``, so most streams run deep. With probability ``wrong`` a flag
+    towards a queue that ``queue`` does not have is set as well. ``rng`` needs only
+    ``random()``: a ``numpy.random.Generator`` or a ``random.Random``.
+    """
     flags = {}
     for side, step in (("prev", -1), ("next", 1)):
         other = queue + step
         if not Queue.LOAD <= other <= Queue.STORE:
+            if wrong and rng.random() < wrong:
+                flags[f"{'pop' if rng.random() < 0.5 else 'push'}_{side}"] = 1
             continue
-        if rng.random() < 0.25 and (tokens[(other, queue)] or rng.random() < 0.05):
+        if rng.random() < rate and (tokens[(other, queue)] or rng.random() < orphan):
             flags[f"pop_{side}"] = 1
             tokens[(other, queue)] = max(0, tokens[(other, queue)] - 1)
-        if rng.random() < 0.25:
+        if rng.random() < rate:
             flags[f"push_{side}"] = 1
             tokens[(queue, other)] += 1
     return flags
@@ -103,7 +111,7 @@ def _instruction(rng, cfg, window, pitch, tokens, opcodes):
     else:
         fields = {"queue": int(rng.integers(0, 3))}
     queue = Queue(fields["queue"]) if opcode == Opcode.SYNC else QUEUE_OF[opcode]
-    fields.update(_flags(rng, queue, tokens))
+    fields.update(token_flags(rng, queue, tokens))
     return encode(opcode, **fields)
 
 
