@@ -214,7 +214,8 @@ async def run_bench_core(dut):
     unless ``JALAPENO_GEMM`` says ``MxKxN``, with :func:`~verification.programs.plan_gemm`'s
     plan unless ``JALAPENO_PLAN`` says ``m_block/n_group/k_step``, with the memory's 20
     cycles of read latency: C bit-exact against NumPy; MAC utilization ``MACS / (CYCLES *
-    rows * cols)`` from the hardware counters, and simulated cycles per wall second of the
+    rows * cols)`` from the hardware counters, the whole memory image and the counters equal
+    to the golden model's, and simulated cycles per wall second of the
     run (the simulator alone: the host only awaits the interrupt). Writes ``core.json``.
 
     For the 256 x 256 x 256 GEMM, :data:`BENCH_TARGET` is required on the default preset and
@@ -233,16 +234,24 @@ async def run_bench_core(dut):
     base = -(-layout.end // 0x1000) * 0x1000
     window = (0, SLVERR[0][0])
     assert base + len(words) * INSTRUCTION_BYTES <= window[1], "bench error: memory too small"
+    image = np.zeros(layout.end, np.uint8)
+    for data, at in ((layout.a_image(a), layout.a_at), (layout.w_image(w), layout.w_at)):
+        image[at:at + len(data)] = np.frombuffer(bytes(data), np.uint8)
     loading = time.perf_counter()
-    tb.load_image(layout.a_image(a), layout.a_at)
-    tb.load_image(layout.w_image(w), layout.w_at)
+    tb.load_image(image, 0)
     tb.load_program(base, words)
     loading = time.perf_counter() - loading
     got = await tb.run(base, len(words), window, limit=20 * m * k * n // (cfg.rows * cfg.cols))
     assert got.code == CoreError.NONE, f"{tb.where()}: stopped with {got.code.name}"
     c = layout.read_c(tb.read_image(layout.c_at, layout.end))
     assert np.array_equal(c, a.astype(np.int64) @ w), f"{tb.where()}: C differs from NumPy"
+    golden = golden_run(cfg, image, words, base=base, window=window, size=MEMORY_BYTES)
+    diff = np.flatnonzero(tb.read_image(0, layout.end) != golden.memory[:layout.end])
+    assert not len(diff), f"{tb.where()}: {len(diff)} bytes differ from the golden model's " \
+        f"memory, the first at {diff[0]:#x}"
     counters = got.counters
+    for name, value in golden.counters.items():
+        assert counters[name] == value, f"{tb.where()}: {name} {counters[name]}, golden {value}"
     assert counters["MACS"] == m * k * n, f"{tb.where()}: {counters}"
     utilization = counters["MACS"] / (counters["CYCLES"] * cfg.rows * cfg.cols)
     report = {
