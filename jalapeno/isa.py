@@ -37,6 +37,8 @@ END completes when all three queues are empty.
 import enum
 from dataclasses import dataclass
 
+import numpy as np
+
 from rtl.dma.descriptor import LOCAL_WIDTH, ROW_BYTES_WIDTH, ROWS_WIDTH, DmaError
 from rtl.vector.unit import VectorOp as _UnitOp
 
@@ -44,7 +46,7 @@ __all__ = [
     "INSTRUCTION_BITS", "INSTRUCTION_BYTES", "MAX_TOKENS", "Opcode", "OPCODE_DOCS", "Queue",
     "VectorOp", "CoreError", "DMA_ERRORS", "ERROR_DOCS", "Field", "HEADER", "FORMATS",
     "RecordField", "RECORDS", "QUEUE_OF", "TOKEN_FLAGS", "encode", "decode", "fields_of",
-    "record_layout",
+    "record_layout", "pack_record",
 ]
 
 #: Width of one instruction.
@@ -347,6 +349,29 @@ def record_layout(op, length):
         layout[f.name] = (offset, f.dtype, count)
         end = max(end, offset + size * count)
     return layout, end
+
+
+def pack_record(op, length, values):
+    """The bytes of ``op``'s parameter record for rows of ``length`` elements, from
+    ``{field: value or array}`` (fields not given are 0), as a uint8 array.
+
+    Raises
+    ------
+    ValueError
+        As :func:`record_layout`; or if an array field has the wrong number of values.
+    """
+    layout, size = record_layout(op, length)
+    out = np.zeros(size, np.uint8)
+    for name, (offset, dtype, count) in layout.items():
+        if name not in values:
+            continue
+        items = np.atleast_1d(np.asarray(values[name]))
+        if items.size != count:
+            raise ValueError(f"record field {name} takes {count} values, not {items.size}")
+        width = np.dtype(dtype).itemsize
+        raw = items.astype(np.int64).astype(dtype).view(np.uint8)
+        out[offset:offset + width * count] = raw
+    return out
 
 
 def fields_of(opcode):

@@ -6,7 +6,7 @@ streams the same outcome, and the host's view through the CSRs."""
 import numpy as np
 import pytest
 from core_bench import CoreSession, read_csr, run_core, run_golden, write_csr
-from vector_records import BAD_KINDS, Layout, random_record, record_bytes, vector_word
+from vector_records import BAD_KINDS, Layout, random_record, vector_word
 
 from jalapeno import csr
 from jalapeno.isa import (
@@ -19,6 +19,7 @@ from jalapeno.isa import (
     decode,
     encode,
     fields_of,
+    pack_record,
     record_layout,
 )
 from rtl.bus.stream_sim import simulate
@@ -208,7 +209,7 @@ def test_gemm_requantize_lut(name):
         for j in range(rows):
             _put(spad, wgt[t] + j * pitch, w[t * rows + j])
     requant = layout.take(8)
-    spad[requant:requant + 8] = record_bytes(VectorOp.REQUANTIZE, 1, {
+    spad[requant:requant + 8] = pack_record(VectorOp.REQUANTIZE, 1, {
         "multiplier": 1518500250, "shift": -6, "zero_point": 3, "act_min": -100,
         "act_max": 90})
     table = layout.take(256)
@@ -251,7 +252,7 @@ def test_attention_chain():
     for block in range(3):
         _put(memory, 0x2100 + block * 64, np.ascontiguousarray(k_t[:, block * 8:][:, :8]))
     _put(memory, 0x2400, v)
-    _put(memory, 0x2600, record_bytes(VectorOp.REQUANTIZE, 1, {
+    _put(memory, 0x2600, pack_record(VectorOp.REQUANTIZE, 1, {
         "multiplier": 1 << 30, "shift": -3, "zero_point": 0, "act_min": -128, "act_max": 127}))
     _put(memory, 0x2700, table)
 

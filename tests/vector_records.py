@@ -4,7 +4,7 @@ the limits ``_RecordCheck`` enforces)."""
 
 import numpy as np
 
-from jalapeno.isa import Opcode, VectorOp, encode, record_layout
+from jalapeno.isa import Opcode, VectorOp, encode, pack_record
 from verification.models import lut
 from verification.models.core import vector_pitch
 from verification.models.layernorm import LayerNormParams
@@ -12,7 +12,7 @@ from verification.models.quant import AddParams, quantize_multiplier
 from verification.models.softmax import SoftmaxParams, softmax_exp_table
 from verification.stimulus import random_int8
 
-__all__ = ["record_bytes", "random_record", "BAD_KINDS", "Layout", "vector_word"]
+__all__ = ["random_record", "BAD_KINDS", "Layout", "vector_word"]
 
 #: The ways each op's record can be bad (LUT's cannot).
 BAD_KINDS = {
@@ -23,21 +23,6 @@ BAD_KINDS = {
     VectorOp.SOFTMAX: ("exp",),
     VectorOp.LAYERNORM: ("gamma_shift", "epsilon", "beta"),
 }
-
-
-def record_bytes(op, length, values):
-    """The bytes of ``op``'s record for rows of ``length`` from ``{field: value or array}``
-    (fields not given are 0)."""
-    layout, size = record_layout(op, length)
-    out = bytearray(size)
-    for name, (offset, dtype, count) in layout.items():
-        items = np.atleast_1d(values.get(name, 0)).tolist() if name in values else [0] * count
-        assert len(items) == count, name
-        width, signed = int(dtype[2:]), dtype[1] == "i"
-        for k, item in enumerate(items):
-            at = offset + k * width
-            out[at:at + width] = int(item).to_bytes(width, "little", signed=signed)
-    return np.frombuffer(bytes(out), np.uint8).copy()
 
 
 def _pick(rng, options):
@@ -140,7 +125,7 @@ def random_record(rng, op, length, bad=None):
             beta[_pick(rng, [0, length - 1, int(rng.integers(length))])] = \
                 _pick(rng, [2**23, -2**23 - 1, 2**31 - 1, -2**31])
         v["beta"] = beta
-    return record_bytes(op, length, v)
+    return pack_record(op, length, v)
 
 
 class Layout:
