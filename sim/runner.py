@@ -18,7 +18,8 @@ from rtl.config import PRESETS
 from .toolchain import BUILD, apply
 from .verilog import generate
 
-__all__ = ["BENCHES", "SIMULATORS", "BenchFailure", "run_bench"]
+__all__ = ["BENCHES", "SIMULATORS", "BenchFailure", "BenchBuild", "build_bench",
+           "simulate_bench", "run_bench"]
 
 #: cocotb benches by name: the top they simulate and the test module that drives it.
 BENCHES = {
@@ -29,6 +30,8 @@ BENCHES = {
     "dma": ("dma_system", "verification.tb.test_dma"),
     "core": ("core_system", "verification.tb.test_core"),
     "core_model_ram": ("core", "verification.tb.test_core_model_ram"),
+    # Not a bench: the rtl runtime backend's server (jalapeno.runtime.rtl).
+    "device": ("core_system", "verification.tb.device_server"),
 }
 
 SIMULATORS = ("verilator", "icarus")
@@ -96,9 +99,131 @@ def _check(name, value, choices):
         raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
 
 
+@dataclass(frozen=True)
+class BenchBuild:
+    """A built bench: what :func:`simulate_bench` runs."""
+
+    bench: str
+    preset: str
+    sim: str
+    waves: bool
+    top: str
+    module: str
+    build_dir: Path
+    runner: object
+
+
+def _executable(sim, top, build_dir):
+    """The file the simulator's build leaves (cocotb's runners name it so)."""
+    return build_dir / (top if sim == "verilator" else "sim.vvp")
+
+
+def build_bench(bench, *, preset="default", sim="verilator", waves=False, quiet=False,
+                on_build=None):
+    """Generate the Verilog of ``bench``'s top and build (or bring up to date) its simulator
+    under ``build/sim/<sim>/<top>_<preset>[_waves]/``.
+
+    Parameters
+    ----------
+    bench, preset, sim, waves, quiet
+        As :func:`run_bench`'s.
+    on_build : callable, optional
+        Called with no arguments before the build when there is no simulator yet or the
+        Verilog is newer than it (the build will take a while).
+
+    Returns
+    -------
+    BenchBuild
+
+    Raises
+    ------
+    ValueError
+        If the bench, preset or simulator is unknown.
+    """
+    from cocotb_tools.runner import get_runner
+
+    _check("bench", bench, BENCHES)
+    _check("preset", preset, PRESETS)
+    _check("simulator", sim, SIMULATORS)
+    apply()
+    top, module = BENCHES[bench]
+    source = generate(top, preset, sim=sim)
+    build_dir = BUILD / "sim" / sim / (f"{top}_{preset}" + ("_waves" if waves else ""))
+    build_dir.mkdir(parents=True, exist_ok=True)
+    executable = _executable(sim, top, build_dir)
+    if on_build is not None and (not executable.exists() or
+                                 executable.stat().st_mtime < source.stat().st_mtime):
+        on_build()
+    runner = get_runner(sim)
+    build_args = [*_VERILATOR_ARGS, *_public_config(top, build_dir)] \
+        if sim == "verilator" else []
+    runner.build(sources=[source], hdl_toplevel=top, build_dir=build_dir,
+                 build_args=build_args, timescale=("1ns", "1ps"), waves=waves,
+                 log_file=build_dir / "build.log" if quiet else None)
+    return BenchBuild(bench, preset, sim, waves, top, module, build_dir, runner)
+
+
+def simulate_bench(build, *, out_dir=None, test_filter=None, seed=None, env=None,
+                   quiet=False, check=True):
+    """Run the cocotb tests of a built bench (:func:`build_bench`); blocks until the
+    simulator exits.
+
+    Parameters
+    ----------
+    build : BenchBuild
+    out_dir : Path, optional
+        Where the run's results and log go: ``<build_dir>/<test module>/`` by default.
+    test_filter, seed, env, quiet, check
+        As :func:`run_bench`'s.
+
+    Returns
+    -------
+    BenchRun
+
+    Raises
+    ------
+    BenchFailure
+        If ``check`` is set and a test of the bench failed, or the simulator wrote no results.
+    """
+    from cocotb_tools.runner import get_results
+
+    bench, sim, preset, top = build.bench, build.sim, build.preset, build.top
+    out_dir = build.build_dir / build.module.rpartition(".")[2] if out_dir is None \
+        else Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in [*out_dir.glob("*.json"), out_dir / "results.xml"]:
+        stale.unlink(missing_ok=True)  # a crashed run must not pass for an old one
+    results_xml = out_dir / "results.xml"
+    python_path = os.pathsep.join([str(BUILD.parent), os.environ.get("PYTHONPATH", "")])
+    extra_env = {"JALAPENO_PRESET": preset, "JALAPENO_OUT": str(out_dir),
+                 "PYTHONPATH": python_path}
+    extra_env.update(env or {})
+    try:
+        build.runner.test(hdl_toplevel=top, test_module=build.module, test_filter=test_filter,
+                          seed=seed, build_dir=build.build_dir, test_dir=out_dir,
+                          results_xml=str(results_xml), extra_env=extra_env,
+                          waves=build.waves, timescale=("1ns", "1ps"),
+                          log_file=out_dir / "sim.log" if quiet else None)
+    except SystemExit as exit:
+        # Under pytest the runner exits on a failed test; the results file says which.
+        if not results_xml.exists():
+            raise BenchFailure(f"{bench} on {sim} ({preset}): the simulator exited with "
+                               f"{exit.code} and wrote no results") from None
+    tests, failed = get_results(results_xml)
+    run = BenchRun(results_xml=results_xml, out_dir=out_dir, tests=tests, failed=failed)
+    if check and failed:
+        names = _failed_tests(results_xml)
+        raise BenchFailure(
+            f"{bench} on {sim} ({preset}): {failed} of {tests} tests failed ({', '.join(names)}); "
+            f"see {results_xml.relative_to(BUILD.parent)}; for a trace: make sim BENCH={bench} "
+            f"SIM={sim} PRESET={preset} WAVES=1 FILTER='{names[0] if names else ''}'")
+    return run
+
+
 def run_bench(bench, *, preset="default", sim="verilator", waves=False, test_filter=None,
               seed=None, env=None, quiet=False, check=True):
-    """Build (if needed) and run cocotb bench ``bench``.
+    """Build (if needed) and run cocotb bench ``bench``: :func:`build_bench`, then
+    :func:`simulate_bench`.
 
     Parameters
     ----------
@@ -135,50 +260,9 @@ def run_bench(bench, *, preset="default", sim="verilator", waves=False, test_fil
     BenchFailure
         If ``check`` is set and a test of the bench failed.
     """
-    from cocotb_tools.runner import get_results, get_runner
-
-    _check("bench", bench, BENCHES)
-    _check("preset", preset, PRESETS)
-    _check("simulator", sim, SIMULATORS)
-    apply()
-    top, module = BENCHES[bench]
-    source = generate(top, preset, sim=sim)
-    build_dir = BUILD / "sim" / sim / (f"{top}_{preset}" + ("_waves" if waves else ""))
-    out_dir = build_dir / module.rpartition(".")[2]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in [*out_dir.glob("*.json"), out_dir / "results.xml"]:
-        stale.unlink(missing_ok=True)  # a crashed run must not pass for an old one
-
-    runner = get_runner(sim)
-    build_args = [*_VERILATOR_ARGS, *_public_config(top, build_dir)] \
-        if sim == "verilator" else []
-    runner.build(sources=[source], hdl_toplevel=top, build_dir=build_dir,
-                 build_args=build_args, timescale=("1ns", "1ps"), waves=waves,
-                 log_file=build_dir / "build.log" if quiet else None)
-    results_xml = out_dir / "results.xml"
-    python_path = os.pathsep.join([str(BUILD.parent), os.environ.get("PYTHONPATH", "")])
-    extra_env = {"JALAPENO_PRESET": preset, "JALAPENO_OUT": str(out_dir),
-                 "PYTHONPATH": python_path}
-    extra_env.update(env or {})
-    try:
-        runner.test(hdl_toplevel=top, test_module=module, test_filter=test_filter, seed=seed,
-                    build_dir=build_dir, test_dir=out_dir, results_xml=str(results_xml),
-                    extra_env=extra_env, waves=waves, timescale=("1ns", "1ps"),
-                    log_file=out_dir / "sim.log" if quiet else None)
-    except SystemExit as exit:
-        # Under pytest the runner exits on a failed test; the results file says which.
-        if not results_xml.exists():
-            raise BenchFailure(f"{bench} on {sim} ({preset}): the simulator exited with "
-                               f"{exit.code} and wrote no results") from None
-    tests, failed = get_results(results_xml)
-    run = BenchRun(results_xml=results_xml, out_dir=out_dir, tests=tests, failed=failed)
-    if check and failed:
-        names = _failed_tests(results_xml)
-        raise BenchFailure(
-            f"{bench} on {sim} ({preset}): {failed} of {tests} tests failed ({', '.join(names)}); "
-            f"see {results_xml.relative_to(BUILD.parent)}; for a trace: make sim BENCH={bench} "
-            f"SIM={sim} PRESET={preset} WAVES=1 FILTER='{names[0] if names else ''}'")
-    return run
+    build = build_bench(bench, preset=preset, sim=sim, waves=waves, quiet=quiet)
+    return simulate_bench(build, test_filter=test_filter, seed=seed, env=env, quiet=quiet,
+                      check=check)
 
 
 def main(argv=None):
