@@ -28,7 +28,7 @@ from rtl.config import JalapenoConfig
 from verification.models.core import vector_pitch
 
 __all__ = ["OPCODES", "token_flags", "random_program", "place_program", "gemm_program", "GemmPlan",
-           "GemmLayout", "plan_gemm", "tiled_gemm"]
+           "GemmLayout", "plan_gemm", "tiled_gemm", "system_gemm_shapes"]
 
 #: The opcodes a stream draws by default (END only comes last).
 OPCODES = (Opcode.LOAD, Opcode.STORE, Opcode.GEMM, Opcode.VECTOR, Opcode.SYNC)
@@ -651,3 +651,14 @@ def tiled_gemm(cfg, m, k, n, *, a_at, w_at, c_at, plan=None):
                                            count * mr * cfg.acc_row_bytes))
             steps.append(_Step(loads, gemms, output, stores))
     return _pipeline(steps), layout
+
+
+def system_gemm_shapes(cfg):
+    """``(name, m, k, n, plan)`` of the tiled GEMMs the core's system tests run: 32 x 32 x 32
+    as planned, a ragged one, and 32 x 32 x 32 cut into one-block steps and output blocks
+    (every token direction used many times)."""
+    return [
+        ("32x32x32", 32, 32, 32, None),
+        ("ragged", 37, 3 * cfg.rows, 5 * cfg.cols, None),
+        ("small blocks", 32, 32, 32, GemmPlan(m_block=16, n_group=1, k_step=1)),
+    ]

@@ -18,7 +18,13 @@ import numpy as np
 
 from jalapeno.isa import INSTRUCTION_BYTES, CoreError, Opcode, Queue, encode
 from sim.core_system import DECERR, MEMORY_BYTES, READ_LATENCY, SLVERR
-from verification.programs import GemmLayout, GemmPlan, gemm_program, tiled_gemm
+from verification.programs import (
+    GemmLayout,
+    GemmPlan,
+    gemm_program,
+    system_gemm_shapes,
+    tiled_gemm,
+)
 from verification.stimulus import random_int8
 
 from .core_tb import CoreTB, check_run, golden_run
@@ -81,17 +87,6 @@ async def run_test_gemm_program(dut, seed):
                    read_c=read_c)
 
 
-def _shapes(cfg):
-    """``(name, m, k, n, plan)`` of the tiled GEMMs: 32 x 32 x 32 as planned, a ragged one,
-    and 32 x 32 x 32 cut into one-block steps and output blocks (every token direction used
-    many times)."""
-    return [
-        ("32x32x32", 32, 32, 32, None),
-        ("ragged", 37, 3 * cfg.rows, 5 * cfg.cols, None),
-        ("small blocks", 32, 32, 32, GemmPlan(m_block=16, n_group=1, k_step=1)),
-    ]
-
-
 @cocotb.test()
 @cocotb.parametrize(seed=SEEDS)
 async def run_test_tiled_gemm(dut, seed):
@@ -100,7 +95,7 @@ async def run_test_tiled_gemm(dut, seed):
     stall cycles within its busy ones, and those within CYCLES)."""
     tb = await start(dut, seed)
     cfg = tb.config
-    for name, m, k, n, plan in _shapes(cfg):
+    for name, m, k, n, plan in system_gemm_shapes(cfg):
         a, w = random_int8(tb.rng, (m, k)), random_int8(tb.rng, (k, n))
         words, layout = tiled_gemm(cfg, m, k, n, a_at=A_AT, w_at=W_AT, c_at=C_AT, plan=plan)
         assert C_AT + layout.c_bytes <= TEST_BYTES and W_AT + layout.w_bytes <= C_AT
