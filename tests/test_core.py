@@ -9,6 +9,20 @@ from core_bench import CoreSession, read_csr, run_core, run_golden, write_csr
 from vector_records import BAD_KINDS, Layout, random_record, vector_word
 
 from jalapeno import csr
+from jalapeno.compiler import (
+    Arena,
+    ConstPool,
+    Graph,
+    Lut,
+    MatMul,
+    Quant,
+    Softmax,
+    Tensor,
+    compile_graph,
+    evaluate,
+    read_tensor,
+    write_tensor,
+)
 from jalapeno.isa import (
     HEADER,
     INSTRUCTION_BYTES,
@@ -22,11 +36,11 @@ from jalapeno.isa import (
     pack_record,
     record_layout,
 )
+from jalapeno.models.engine import PROBABILITY, probability_table
 from rtl.bus.stream_sim import simulate
 from rtl.config import preset
 from verification.models.core import CoreModel, vector_pitch
-from verification.models.quant import requantize
-from verification.models.softmax import SoftmaxParams, softmax, softmax_exp_table
+from verification.models.softmax import SOFTMAX_OUTPUT
 from verification.programs import gemm_program, place_program, random_program
 from verification.stimulus import random_int8
 
@@ -238,65 +252,31 @@ def test_gemm_requantize_lut(name):
 
 
 def test_attention_chain():
-    """tests/test_core_model.py's attention chain (GEMM, REQUANTIZE, SOFTMAX over rows of 24,
-    GEMM with the result) with the tokens that order it on the RTL, where the queues run
-    concurrently: the golden model's memory and counters, and the NumPy chain's result."""
+    """An attention head compiled (:mod:`jalapeno.compiler`): ``q K^T`` over 24 keys (the
+    cache blocked by the array's width), SOFTMAX, the LUT to zero point 0, ``P V``, four
+    query rows. On the RTL, where the queues run concurrently and only the compiler's tokens
+    order them: the golden model's memory and counters, and the graph's reference result."""
     cfg = preset("default")
-    pitch = vector_pitch(cfg)
     rng = np.random.default_rng(2)
     memory = np.zeros(MEMORY, np.uint8)
-    q, k_t, v = random_int8(rng, (4, 8)), random_int8(rng, (8, 24)), random_int8(rng, (24, 8))
-    params = SoftmaxParams.from_scale(0.05)
-    table = softmax_exp_table(params).astype("<u4")
-    _put(memory, 0x2000, q)
-    for block in range(3):
-        _put(memory, 0x2100 + block * 64, np.ascontiguousarray(k_t[:, block * 8:][:, :8]))
-    _put(memory, 0x2400, v)
-    _put(memory, 0x2600, pack_record(VectorOp.REQUANTIZE, 1, {
-        "multiplier": 1 << 30, "shift": -3, "zero_point": 0, "act_min": -128, "act_max": 127}))
-    _put(memory, 0x2700, table)
-
-    def load(ext, local, rows, row_bytes, **flags):
-        return encode(Opcode.LOAD, ext_addr=ext, local_addr=local, rows=rows,
-                      row_bytes=row_bytes, ext_stride=row_bytes, local_stride=row_bytes,
-                      **flags)
-
-    words = [load(0x2000, 0, 4, 8), load(0x2100, 0x100, 24, 8), load(0x2400, 0x300, 24, 8),
-             load(0x2600, 0x500, 1, 8), load(0x2700, 0x600, 1, 1024, push_next=1)]
-    for block in range(3):
-        words.append(encode(Opcode.GEMM, act_addr=0, w_addr=0x100 + block * 64,
-                            acc_addr=block * 4, m=4, k=8, n=8, pop_prev=block == 0))
-    for block in range(3):
-        words.append(encode(Opcode.VECTOR, op=VectorOp.REQUANTIZE, rows=4, length=8,
-                            src=cfg.acc_base + block * 4 * cfg.acc_row_bytes,
-                            src_stride=cfg.acc_row_bytes, dst=0xA00 + block * pitch,
-                            dst_stride=3 * pitch, params=0x500))
-    words.append(encode(Opcode.VECTOR, op=VectorOp.SOFTMAX, rows=4, length=24, src=0xA00,
-                        src_stride=3 * pitch, dst=0xC00, dst_stride=3 * pitch, params=0x600,
-                        push_next=1))
-    # Each column block of P out to memory and back in one piece; the store queue hands its
-    # token to the load queue through a SYNC of the compute queue.
-    for block in range(3):
-        words.append(encode(Opcode.STORE, ext_addr=0x4000 + block * 32,
-                            local_addr=0xC00 + block * pitch, rows=4, row_bytes=8,
-                            ext_stride=8, local_stride=3 * pitch, pop_prev=block == 0,
-                            push_prev=block == 2))
-    words.append(encode(Opcode.SYNC, queue=Queue.COMPUTE, pop_next=1, push_prev=1))
-    for block in range(3):
-        words.append(load(0x4000 + block * 32, 0xE00 + block * 32, 1, 32, pop_next=block == 0,
-                          push_next=block == 2))
-    for block in range(3):
-        words.append(encode(Opcode.GEMM, act_addr=0xE00 + block * 32,
-                            w_addr=0x300 + block * 64, acc_addr=16, m=4, k=8, n=8,
-                            accumulate=block > 0, pop_prev=block == 0, push_next=block == 2))
-    words += [encode(Opcode.STORE, ext_addr=0x5000, local_addr=cfg.acc_base + 16 *
-                     cfg.acc_row_bytes, rows=4, row_bytes=32, ext_stride=32, local_stride=32,
-                     pop_prev=1),
-              encode(Opcode.END)]
+    new = Arena(0x1000, 0x4000, cfg.cols).tensor
+    q = new("q", 4, 8, Quant(0.05))
+    keys = Tensor("k", 0x4000, 8, 24, cfg.cols, Quant(0.05), cfg.cols, 8 * cfg.cols)
+    values = new("v", 24, 8, Quant(0.04))
+    for t in (q, keys, values):
+        write_tensor(memory, t, random_int8(rng, (t.rows, t.cols)))
+    g = Graph()
+    scores = g.add(MatMul(q, keys, new("s", 4, 24, Quant(0.3))))
+    probs = g.add(Softmax(scores, new("p", 4, 24, Quant(*SOFTMAX_OUTPUT))))
+    probs = g.add(Lut(probs, probability_table(), new("p0", 4, 24, PROBABILITY)))
+    out = g.add(MatMul(probs, values, new("o", 4, 8, Quant(0.02))))
+    consts = ConstPool(0x5000, 0x8000)
+    words = compile_graph(g, cfg, consts).words
+    for addr, data in consts.take():
+        memory[addr:addr + len(data)] = data
     rtl = _same(cfg, memory, words)
-    scores = requantize(q.astype(np.int64) @ k_t.astype(np.int64), 1 << 30, -3, 0)
-    out = softmax(scores, params).astype(np.int64) @ v.astype(np.int64)
-    assert (rtl.memory[0x5000:0x5000 + 128].view("<i4").reshape(4, 8) == out).all()
+    reference = evaluate(g, memory.copy())
+    assert np.array_equal(read_tensor(rtl.memory, out), read_tensor(reference, out))
     print(f"{rtl.cycles} cycles")
 
 
