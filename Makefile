@@ -1,5 +1,5 @@
 # Jalapeño: every target a newcomer needs. Targets that need Python make .venv first.
-#   make demo          random GEMM through the RTL matrix unit
+#   make demo          the int8 code-completion model on the RTL core, checked against golden
 #   make test          the whole suite (pytest-xdist, Verilator); SIM=icarus for Icarus
 # See README.md for the rest.
 
@@ -16,7 +16,7 @@ JOBS    ?= 2
 include toolchain.env
 export YOSYS NEXTPNR_ICE40 NEXTPNR_ECP5 ICEPACK ECPPACK SBY SMTBMC WITNESS AMARANTH_USE_YOSYS
 
-.PHONY: setup test sim verilog synth formal bench lint demo clean
+.PHONY: setup test sim verilog synth formal bench lint demo demo-unit clean
 
 $(VENV)/.installed: pyproject.toml
 	@echo "setup  creating $(VENV) from pyproject.toml"
@@ -52,7 +52,13 @@ bench: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 
+PROMPT  ?= class Stack:\n    def __init__(self):\n        self.
+TOKENS  ?= 32
+
 demo: setup
+	$(PY) -m jalapeno.cli complete "$$(printf '$(PROMPT)')" --backend rtl --preset $(PRESET) --tokens $(TOKENS) --check
+
+demo-unit: setup
 	$(PY) -m sim.demo --sim $(SIM) --preset $(PRESET)
 
 clean:

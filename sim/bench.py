@@ -11,7 +11,9 @@ the ``core`` bench runs the double-buffered 256 x 256 x 256 GEMM of
 :func:`verification.programs.tiled_gemm` on the core with its RTL memory (20 cycles of read
 latency) on Verilator, and a smaller GEMM on Icarus for its simulation speed, collected into
 ``build/bench/core.json`` and ``.png`` (MAC utilization from the hardware counters, and
-simulated cycles per wall second).
+simulated cycles per wall second); the ``model`` bench decodes the int8 code-completion model
+at batch 1, 4 and 16 on the default preset's RTL (:mod:`jalapeno.models.bench`), collected
+into ``build/bench/model.json`` and ``.png``.
 """
 
 import argparse
@@ -294,12 +296,31 @@ def _print_core(result):
               f"simulated cycles/s (utilization {r['utilization']:.4f})")
 
 
+def _model(presets, sim, out_dir):
+    """The code-completion model on the default preset's RTL (``jalapeno bench``)."""
+    from jalapeno.models.bench import run_model_bench
+    from jalapeno.models.quantize import INT8_FILE, load_quant
+    from jalapeno.runtime import open_device
+
+    print("bench  model default on verilator ...", flush=True)
+    with open_device("rtl", preset="default", sim=sim) as device:
+        return run_model_bench(device, load_quant(INT8_FILE), batches=[1, 4, 16],
+                               out=out_dir / "model.json")
+
+
+def _print_model(report):
+    from jalapeno.models.bench import print_report
+
+    print_report(report)
+
+
 #: Benches ``make bench`` runs: how to collect each and how to print it.
 _BENCHES = {
     "matrix_unit": (_matrix_unit, _print_matrix_unit),
     "vector_unit": (_vector_unit, _print_vector_unit),
     "dma": (_dma, _print_dma),
     "core": (_core, _print_core),
+    "model": (_model, _print_model),
 }
 
 

@@ -1,0 +1,1 @@
+"""The float code-completion model that Jalapeño runs: tokenizer, NumPy reference, training."""
