@@ -22,8 +22,6 @@ float weights and ``calib.txt``.
 
 import argparse
 import math
-import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +30,7 @@ import numpy as np
 from jalapeno.compiler.graph import SCALE_GROUP, LinearWeights, Quant
 
 from .tokenizer import encode
-from .transformer import FloatModel, ModelConfig, load_model
+from .transformer import FloatModel, ModelConfig, load_model, read_weights
 
 __all__ = ["QuantModel", "calibrate", "save_quant", "load_quant", "DATA", "INT8_FILE",
            "FLOAT_FILE", "LINEARS", "NORMS", "SYMMETRIC", "LAYERNORM_EPSILON"]
@@ -175,12 +173,8 @@ def load_quant(path):
     ValueError
         ``"weight file <path> is corrupt: <reason>"`` for anything unreadable or inconsistent.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"weight file {path} does not exist")
+    arrays, corrupt = read_weights(path)
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
         cfg = ModelConfig(*(int(v) for v in arrays["config"]))
         linears = {key[2:]: LinearWeights(key[2:], arrays[key], arrays[f"s:{key[2:]}"]
                                           .astype(np.float64), arrays[f"b:{key[2:]}"]
@@ -194,11 +188,10 @@ def load_quant(path):
         qm = QuantModel(cfg, linears, norms, quants, arrays["tok_emb"], tok_scale,
                         arrays["pos_emb"], pos_scale)
         _check(qm)
-    except (OSError, EOFError, KeyError, ValueError, TypeError, zipfile.BadZipFile,
-            zlib.error) as exc:
-        reason = f"missing array {exc}" if isinstance(exc, KeyError) else str(exc) or \
-            type(exc).__name__
-        raise ValueError(f"weight file {path} is corrupt: {reason}") from None
+    except KeyError as exc:
+        raise corrupt(f"it has no array {exc}") from None
+    except (ValueError, TypeError) as exc:
+        raise corrupt(exc) from None
     return qm
 
 

@@ -27,7 +27,7 @@ import numpy as np
 
 __all__ = [
     "ModelConfig", "param_shapes", "RECORD_POINTS", "KVCache", "FloatModel", "save_params",
-    "load_model", "perplexity",
+    "read_weights", "load_model", "perplexity",
 ]
 
 _LN_EPS = 1e-5
@@ -322,16 +322,16 @@ def save_params(path, config: ModelConfig, params: dict) -> None:
         np.savez_compressed(file, **arrays)
 
 
-def load_model(path) -> FloatModel:
-    """The :class:`FloatModel` of the weight file ``path`` written by :func:`save_params`.
+def read_weights(path):
+    """The arrays of the ``.npz`` weight file ``path``, and a function making the error for a
+    reason it is corrupt: the one reader of every weight file (float and int8).
 
     Raises
     ------
     FileNotFoundError
-        If there is no file at ``path``.
+        ``"weight file <path> does not exist"``.
     ValueError
-        ``"weight file <path> is corrupt: <reason>"`` if the file is not a readable ``.npz``
-        or its arrays do not make a valid model.
+        ``"weight file <path> is corrupt: <reason>"`` if it is not a readable ``.npz``.
     """
     path = Path(path)
     if not path.is_file():
@@ -353,6 +353,21 @@ def load_model(path) -> FloatModel:
         raise corrupt(f"cannot read it as an .npz archive ({kind})") from exc
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise corrupt("it is a single .npy array, not an .npz archive")
+    return arrays, corrupt
+
+
+def load_model(path) -> FloatModel:
+    """The :class:`FloatModel` of the weight file ``path`` written by :func:`save_params`.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no file at ``path``.
+    ValueError
+        ``"weight file <path> is corrupt: <reason>"`` if the file is not a readable ``.npz``
+        or its arrays do not make a valid model.
+    """
+    arrays, corrupt = read_weights(path)
     if "config" not in arrays:
         raise corrupt("it has no 'config' array")
     values = arrays.pop("config")
