@@ -9,6 +9,8 @@ text and picks each activation's quantization from the range it saw there:
 * asymmetric (the whole int8 range over ``[min, max]``, 0 included) everywhere else: the
   layernorm and GELU outputs, the residual stream, the projections.
 
+Ranges end at the :data:`CLIP` percentile of what calibration saw, not at the extremes.
+
 Weights are symmetric int8 with one scale per group of
 :data:`~jalapeno.compiler.graph.SCALE_GROUP` output columns (the hardware requantizes a tile
 of columns with one multiplier); biases stay float and the compiler quantizes them with the
@@ -48,6 +50,10 @@ NORMS = (("ln1", "ln1_g", "ln1_b"), ("ln2", "ln2_g", "ln2_b"))
 #: Activation points quantized with a zero point of 0.
 SYMMETRIC = ("q", "k", "v", "scores")
 LAYERNORM_EPSILON = 1e-5
+#: Percentile of the calibration values an activation's range ends at: the rare outliers past
+#: it saturate, and every other value gets finer steps (measured on the held-out text: top-1
+#: agreement with the float model 0.943 at 99.99, 0.923 with the whole range).
+CLIP = 99.99
 _CONFIG_FIELDS = ("vocab", "layers", "d_model", "heads", "d_ff", "context")
 
 
@@ -86,11 +92,12 @@ class QuantModel:
 
 
 def _symmetric(values):
-    return Quant(max(float(np.abs(values).max()), 1e-6) / 127, 0)
+    return Quant(max(float(np.percentile(np.abs(values), CLIP)), 1e-6) / 127, 0)
 
 
 def _asymmetric(values):
-    lo, hi = min(float(values.min()), 0.0), max(float(values.max()), 0.0)
+    lo = min(float(np.percentile(values, 100 - CLIP)), 0.0)
+    hi = max(float(np.percentile(values, CLIP)), 0.0)
     scale = max(hi - lo, 1e-6) / 255
     return Quant(scale, int(np.clip(round(-128 - lo / scale), -128, 127)))
 
