@@ -59,8 +59,6 @@ def test_perplexity_within_5_percent_of_float(held_out_scores):
     assert abs(ppl_q / ppl_f - 1) <= 0.05, f"perplexity int8 {ppl_q:.4f}, float {ppl_f:.4f}"
 
 
-@pytest.mark.xfail(strict=True, reason="acceptance not met yet: the shipped int8 model agrees "
-                   "on 0.943 of positions; quantization-aware fine-tuning is the fix")
 def test_top1_agrees_with_float_on_95_percent(held_out_scores):
     top1, _, _ = held_out_scores
     assert top1 >= 0.95, f"top-1 agreement {top1:.4f}"
