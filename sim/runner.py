@@ -30,6 +30,7 @@ BENCHES = {
     "dma": ("dma_system", "verification.tb.test_dma"),
     "core": ("core_system", "verification.tb.test_core"),
     "core_model_ram": ("core", "verification.tb.test_core_model_ram"),
+    "board": ("board", "verification.tb.test_board"),
     # Not a bench: the rtl runtime backend's server (jalapeno.runtime.rtl).
     "device": ("core_system", "verification.tb.device_server"),
 }
@@ -48,6 +49,7 @@ _VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3", "--x-assign",
 _PUBLIC_ONLY = {
     "core_system": (("jalapeno_ram_storage", "memory"),),
     "core": (),
+    "board": (),
 }
 
 

@@ -14,6 +14,7 @@ from rtl.systolic.matrix_unit import MatrixUnit
 from rtl.vector.unit import VectorUnit
 
 from .axi_copy import AxiCopy
+from .board import BoardSystem
 from .core_system import CoreSystem
 from .dma_system import DmaSystem
 from .toolchain import BUILD, apply
@@ -29,6 +30,8 @@ TOPS = {
     # The core on its RTL memory (read latency 20), and alone for the Python AXI RAM.
     "core_system": CoreSystem,
     "core": Core,
+    # The board's core, memory and UART host bridge (fpga.soc), as simulation builds it.
+    "board": BoardSystem,
 }
 
 

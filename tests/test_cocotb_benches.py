@@ -21,9 +21,10 @@ _BINARY = {"verilator": None, "icarus": "iverilog"}
 #: bench, whose copy master only takes the bus width from the preset, on the default one; the
 #: DMA on every preset (32-, 64- and 128-bit buses); the core on its RTL memory on every
 #: preset (its 256 x 256 x 256 bench GEMM too, on Verilator), and on the Python AXI RAM on
-#: every preset.
+#: every preset; the board (core, memory, UART bridge, driven by the fpga backend) on tiny,
+#: the iCEBreaker's design point.
 BENCH_PRESETS = {"matrix_unit": PRESETS, "vector_unit": PRESETS, "axi_ram": ("default",),
-                 "dma": PRESETS, "core": PRESETS, "core_model_ram": PRESETS}
+                 "dma": PRESETS, "core": PRESETS, "core_model_ram": PRESETS, "board": ("tiny",)}
 
 
 def _bench_param(bench, preset):
