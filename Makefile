@@ -16,7 +16,7 @@ JOBS    ?= 2
 include toolchain.env
 export YOSYS NEXTPNR_ICE40 NEXTPNR_ECP5 ICEPACK ECPPACK SBY SMTBMC WITNESS AMARANTH_USE_YOSYS
 
-.PHONY: setup test sim verilog synth formal bench lint demo demo-unit clean
+.PHONY: setup test sim verilog synth bitstream formal bench lint demo demo-unit clean
 
 $(VENV)/.installed: pyproject.toml
 	@echo "setup  creating $(VENV) from pyproject.toml"
@@ -42,6 +42,11 @@ verilog: setup
 
 synth: setup
 	$(PY) -m fpga.synth
+
+BOARD   ?= icebreaker
+
+bitstream: setup
+	$(PY) -m fpga.build --board $(BOARD)
 
 formal: setup
 	$(PY) -m verification.formal
