@@ -17,7 +17,7 @@ from cocotb.clock import Clock
 from cocotb.task import bridge, resume
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
 
-from jalapeno.isa import INSTRUCTION_BYTES, CoreError
+from jalapeno.isa import INSTRUCTION_BYTES, CoreError, Opcode, encode
 from jalapeno.runtime import open_device
 from jalapeno.runtime.fpga import FpgaDevice
 from jalapeno.runtime.link import MAX_BURST, SYNC, Command
@@ -203,3 +203,32 @@ async def run_test_damaged_frames_are_retried(dut):
     assert len(line.damaged) == len(faults), f"damaged {line.damaged}"
     # Noise before a frame costs nothing; every other fault costs one resend.
     assert len(resent) == len(faults) - 1, f"resent {resent} after damaging {line.damaged}"
+
+
+def _timeout_then_end(line):
+    """A long GEMM (on the zeros memory starts with) past a 1000-cycle limit, then END."""
+    config = preset(os.environ["JALAPENO_PRESET"])
+    layout = GemmLayout.packed(config, 64, 64, 64, at=0x4000, align=256)
+    words, _ = tiled_gemm(config, 64, 64, 64, a_at=layout.a_at, w_at=layout.w_at,
+                          c_at=layout.c_at, plan=layout.plan)
+    with FpgaDevice(line, memory_bytes=SIM_MEMORY_BYTES) as board:
+        board.load_program(PROGRAM_AT, words)
+        try:
+            board.run(PROGRAM_AT, len(words), limit=1000)
+        except TimeoutError as error:
+            message = str(error)
+        else:
+            raise AssertionError("a 16,384-cycle GEMM ran within a 1000-cycle limit")
+        board.load_program(PROGRAM_AT, [encode(Opcode.END)])
+        after = board.run(PROGRAM_AT, 1)
+    return message, after
+
+
+@cocotb.test()
+async def run_test_run_past_its_limit(dut):
+    """A run past its cycle limit (checked on the core's CYCLES counter while polling)
+    raises TimeoutError, the core is soft-reset, and the next run works."""
+    await _start(dut)
+    message, after = await bridge(_timeout_then_end)(SimLine(dut))
+    assert message == "fpga: the run did not end within 1000 cycles; the core was soft-reset"
+    assert (after.code, after.counters["INSTRUCTIONS"]) == (CoreError.NONE, 1)
