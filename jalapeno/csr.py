@@ -44,7 +44,8 @@ MAGIC = int.from_bytes(b"JLPN", "little")
 #: ``(major, minor)`` of this register map and the programming model it belongs to (the
 #: instruction set of :mod:`jalapeno.isa`). ``major`` changes when a register or field moves
 #: or changes meaning; ``minor`` when one is added in space that read as zero before.
-MAP_VERSION = (1, 0)
+#: 1.1 added ``CONFIG_VECTOR.absent`` and the error code ``NO_VECTOR_UNIT``.
+MAP_VERSION = (1, 1)
 
 _WORD = 1 << DATA_BITS
 
@@ -199,7 +200,11 @@ REGISTERS = (
              ), reset=None),
     Register("CONFIG_VECTOR", 0x010, Access.RO, "Configuration of the vector unit.", fields=(
         Field("max_row", 0, 16, "largest length, in elements, of a row a VECTOR "
-                                   "instruction takes"),
+                                   "instruction takes (configured but unused when absent "
+                                   "is 1)"),
+        Field("absent", 16, 1, "1 if the core has no vector unit (a matrix-only design "
+                                  "point): a VECTOR stops it with NO_VECTOR_UNIT. 0 if it has "
+                                  "one, as every core of map 1.0, which reads 0 here, does"),
     ), reset=None),
     Register("CONTROL", 0x020, Access.WO, "Starts and resets the core.", fields=_bits(
         ("start", 0, "run the program at PROGRAM_BASE: clears STATUS.done and STATUS.error, "
@@ -396,6 +401,7 @@ _ENCODINGS = {
     "value": (lambda value: value, lambda field: field, "{field}"),
     "log2": (lambda value: value.bit_length() - 1, lambda field: 1 << field, "1 << {field}"),
     "bytes": (lambda value: value // 8, lambda field: 8 * field, "8 * {field}"),
+    "absent": (lambda value: int(not value), lambda field: field == 0, "{field} == 0"),
 }
 
 
@@ -407,8 +413,10 @@ class ConfigParam:
     Attributes
     ----------
     encoding : str
-        ``"value"`` (the parameter itself), ``"log2"`` (its log2, for powers of two) or
-        ``"bytes"`` (a width in bits, as bytes).
+        ``"value"`` (the parameter itself), ``"log2"`` (its log2, for powers of two),
+        ``"bytes"`` (a width in bits, as bytes) or ``"absent"`` (a ``bool`` saying a unit is
+        there, as a bit that is 1 when it is not, so that 0, what older maps read there,
+        means it is).
     """
 
     param: str
@@ -441,6 +449,7 @@ CONFIG_PARAMS = (
     ConfigParam("addr_width", "CONFIG_MEMORY", "addr_width", "value"),
     ConfigParam("spad_bytes", "CONFIG_MEMORY", "spad_bytes_log2", "log2"),
     ConfigParam("max_row", "CONFIG_VECTOR", "max_row", "value"),
+    ConfigParam("vector_unit", "CONFIG_VECTOR", "absent", "absent"),
 )
 #: The configuration registers, in offset order.
 CONFIG_NAMES = tuple(reg.name for reg in REGISTERS if reg.reset is None)

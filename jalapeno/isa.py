@@ -32,6 +32,12 @@ Errors are reported for the earliest failing instruction in program order: the d
 checks each instruction's fields against the configuration before dispatching it, and the
 core then completes every instruction before the failing one and none after it is reported.
 END completes when all three queues are empty.
+
+A core built without a vector unit (``JalapenoConfig.vector_unit`` false, a matrix-only
+design point for small FPGAs; the configuration CSRs say so) runs every other instruction as
+above, and stops at a VECTOR with ``NO_VECTOR_UNIT``: the decoder reports it right after the
+opcode check, so it is the VECTOR's error whatever its fields hold, and every instruction
+before it completes.
 """
 
 import enum
@@ -76,7 +82,8 @@ OPCODE_DOCS = {
                   "memory (store queue).",
     Opcode.GEMM: "One matrix-unit tile: ``acc[acc_addr + i, :n] (+)= A[i, :k] @ W[:k, :n]`` "
                  "(compute queue).",
-    Opcode.VECTOR: "One vector-unit operation over rows (compute queue).",
+    Opcode.VECTOR: "One vector-unit operation over rows (compute queue); ``NO_VECTOR_UNIT`` on "
+                   "a core without one.",
     Opcode.SYNC: "Only the dependency tokens, in the queue named by ``queue``.",
     Opcode.END: "Wait for all queues to empty, then raise done and the interrupt.",
 }
@@ -121,6 +128,7 @@ class CoreError(enum.IntEnum):
     VECTOR_PARAM = 12
     FETCH = 13
     PROGRAM_OVERRUN = 14
+    NO_VECTOR_UNIT = 15
 
 
 #: The core's code for each of the DMA's outcomes of a LOAD or STORE.
@@ -164,6 +172,9 @@ ERROR_DOCS = {
                             "epsilon 0 or a beta outside 24 bits).",
     CoreError.FETCH: "An instruction fetch left the window or got an error response.",
     CoreError.PROGRAM_OVERRUN: "The program's length was reached without an END.",
+    CoreError.NO_VECTOR_UNIT: "A VECTOR on a core built without a vector unit "
+                              "(``CONFIG_VECTOR.absent`` is 1). Checked right after the opcode, "
+                              "before any field.",
 }
 
 

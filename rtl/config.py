@@ -47,11 +47,20 @@ class JalapenoConfig:
         Longest row, in elements, the vector unit's row operations (softmax, layernorm) take.
         A row is streamed through the unit once per pass, so the limit is set by the widths of
         the row sums, not by a buffer; 4096 is where TFLite's softmax sum would wrap.
+    vector_unit : bool
+        Whether the core has a vector unit. ``False`` builds a matrix-only core for boards
+        the vector unit does not fit (it is the larger part of the core: the requantizer, the
+        LUT, softmax and layernorm, and its executor in the compute queue), whose host does
+        the nonlinearities: the core then holds no vector logic at all, and a VECTOR
+        instruction stops it with ``NO_VECTOR_UNIT`` at the instruction's address, before
+        its fields are checked (:class:`jalapeno.isa.CoreError`). ``max_row`` is still
+        reported, but no instruction uses it.
 
     Raises
     ------
     TypeError
-        If a parameter is not an integer (or ``name`` not a string).
+        If a parameter is not an integer (or ``name`` not a string, ``vector_unit`` not a
+        ``bool``).
     ValueError
         If a parameter is outside its range.
     """
@@ -65,6 +74,7 @@ class JalapenoConfig:
     addr_width: int = 32
     spad_bytes: int = 65536
     max_row: int = 1024
+    vector_unit: bool = True
 
     #: Width of weights and activations (TFLite int8).
     in_width = 8
@@ -90,6 +100,8 @@ class JalapenoConfig:
         if self.spad_bytes & (self.spad_bytes - 1):
             raise ValueError(f"spad_bytes must be a power of two, not {self.spad_bytes}")
         _check_int("max_row", self.max_row, minimum=1, maximum=4096)
+        if not isinstance(self.vector_unit, bool):
+            raise TypeError(f"vector_unit must be True or False, not {self.vector_unit!r}")
 
     @property
     def acc_addr_width(self):

@@ -43,6 +43,9 @@ def make(**overrides):
     ({"max_row": 1.5}, TypeError, "max_row must be an integer, not 1.5"),
     ({"max_row": 0}, ValueError, "max_row must be between 1 and 4096, not 0"),
     ({"max_row": 4097}, ValueError, "max_row must be between 1 and 4096, not 4097"),
+    ({"vector_unit": 1}, TypeError, "vector_unit must be True or False, not 1"),
+    ({"vector_unit": "no"}, TypeError, "vector_unit must be True or False, not 'no'"),
+    ({"vector_unit": None}, TypeError, "vector_unit must be True or False, not None"),
 ])
 def test_bad_parameter(overrides, error, message):
     with raises_exactly(error, message):
@@ -65,6 +68,7 @@ def test_defaults_and_derived():
     assert cfg.name == "custom"
     assert cfg.read_fifo_depth == 3
     assert cfg.max_row == 1024
+    assert cfg.vector_unit is True
     assert (cfg.bus_width, cfg.bus_bytes, cfg.addr_width) == (64, 8, 32)
     assert (cfg.spad_bytes, cfg.spad_addr_width) == (65536, 16)
     assert (1 << cfg.row_length_width) - 1 > 4096
@@ -89,6 +93,11 @@ def test_preset_sizes(name, rows, cols):
     assert cfg is PRESETS[name]
     assert (cfg.name, cfg.rows, cfg.cols) == (name, rows, cols)
     assert cfg.acc_depth > 1 and 1 << cfg.acc_addr_width == cfg.acc_depth
+
+
+def test_presets_have_the_vector_unit():
+    assert all(cfg.vector_unit is True for cfg in PRESETS.values())
+    assert make(vector_unit=False).vector_unit is False
 
 
 def test_preset_names():

@@ -3,8 +3,12 @@
 the same memory and counters, every error the same code and address, random instruction
 streams the same outcome, and the host's view through the CSRs."""
 
+import dataclasses
+import re
+
 import numpy as np
 import pytest
+from amaranth.back import rtlil
 from core_bench import CoreSession, read_csr, run_core, run_golden, write_csr
 from vector_records import BAD_KINDS, Layout, random_record, vector_word
 
@@ -39,6 +43,7 @@ from jalapeno.isa import (
 from jalapeno.models.engine import PROBABILITY, probability_table
 from rtl.bus.stream_sim import simulate
 from rtl.config import preset
+from rtl.core.core import Core
 from verification.models.core import CoreModel, vector_pitch
 from verification.models.softmax import SOFTMAX_OUTPUT
 from verification.programs import gemm_program, place_program, random_program
@@ -453,3 +458,77 @@ def test_soft_reset_stops_a_run():
         assert got.code == CoreError.NONE
 
     simulate(session.top, host, timeout=100_000)
+
+
+NO_VECTOR = dataclasses.replace(preset("tiny"), name="tiny_novec", vector_unit=False)
+
+
+def test_no_vector_unit_has_no_vector_logic():
+    """Built without a vector unit, the core's netlist has no vector module at all (built with
+    one, it has the executor, the unit and its softmax and layernorm)."""
+    def vector_modules(cfg):
+        text = rtlil.convert(Core(cfg))
+        return [name for name in re.findall(r"^module (\S+)$", text, re.M)
+                if re.search("vector|softmax|layernorm", name, re.I)]
+
+    assert vector_modules(NO_VECTOR) == []
+    assert {r"\top.compute.vector", r"\top.compute.vector.unit.softmax",
+            r"\top.compute.vector.unit.layernorm"} <= set(vector_modules(preset("tiny")))
+
+
+def test_no_vector_unit():
+    """On a core without a vector unit, one core running one program after another, each the
+    same as on the golden model (code, address, counters, memory): a LOAD and a GEMM complete
+    and the VECTOR after them stops the core with NO_VECTOR_UNIT at its address, with
+    STATUS.error; a STORE then finds the GEMM's rows in the accumulator; a double-buffered
+    GEMM-only program runs to END."""
+    cfg = NO_VECTOR
+    rng = np.random.default_rng(11)
+    m, k_tiles = 8, 2
+    a = random_int8(rng, (m, k_tiles * cfg.rows))
+    w = random_int8(rng, (k_tiles * cfg.rows, cfg.cols))
+    memory = np.zeros(MEMORY, np.uint8)
+    memory[0x2000:0x2000 + a.size] = a.view(np.uint8).reshape(-1)
+    memory[0x3000:0x3000 + w.size] = w.view(np.uint8).reshape(-1)
+    pitch = vector_pitch(cfg)
+    # a[:, :rows] to vectors 0..m-1 and w[:rows] after them.
+    first = [encode(Opcode.LOAD, ext_addr=0x2000, rows=m, row_bytes=cfg.rows,
+                    ext_stride=k_tiles * cfg.rows, local_stride=pitch),
+             _dma(Opcode.LOAD, 0x3000, m * pitch, cfg.rows * cfg.cols, push_next=1),
+             encode(Opcode.GEMM, act_addr=0, w_addr=m * pitch, m=m, k=cfg.rows, n=cfg.cols,
+                    pop_prev=1),
+             encode(Opcode.VECTOR, op=VectorOp.CLAMP, rows=1, length=4),
+             encode(Opcode.END)]
+    acc_rows = m * cfg.acc_row_bytes
+    programs = [
+        (first, CoreError.NO_VECTOR_UNIT, BASE + 3 * INSTRUCTION_BYTES),
+        ([_dma(Opcode.STORE, 0x5000, cfg.acc_base, acc_rows), encode(Opcode.END)],
+         CoreError.NONE, 0),
+        (gemm_program(cfg, 0x2000, 0x3000, 0x6000, m, k_tiles), CoreError.NONE, 0),
+    ]
+    session = CoreSession(cfg, memory, latency=2, stall=0.2, seed=11)
+    model = CoreModel(cfg, memory.copy(), window=WINDOW)
+
+    async def host(ctx):
+        for index, (words, code, addr) in enumerate(programs):
+            session.place(ctx, BASE, words)
+            place_program(model.memory, BASE, words)
+            got = await session.run(ctx, BASE, len(words), WINDOW, limit=20_000)
+            want = model.run(BASE, len(words))
+            assert (got.code, got.addr) == (want.code, want.error_addr) == (code, addr), index
+            for counter in want.counters:
+                assert got.counters[counter] == want.counters[counter], (index, counter)
+            status = csr.unpack("STATUS", await read_csr(ctx, session.core.csr, "STATUS"))
+            assert (status["done"], status["error"]) == (code == CoreError.NONE,
+                                                         code != CoreError.NONE), index
+            diff = np.flatnonzero(session.memory(ctx) != model.memory)
+            assert not len(diff), f"{len(diff)} bytes differ, the first at {diff[0]:#x}"
+        config = csr.unpack("CONFIG_VECTOR", await read_csr(ctx, session.core.csr,
+                                                            "CONFIG_VECTOR"))
+        assert config == {"max_row": cfg.max_row, "absent": 1}
+
+    simulate(session.top, host, timeout=100_000)
+    stored = model.memory[0x5000:0x5000 + acc_rows].view("<i4").reshape(m, -1)[:, :cfg.cols]
+    assert (stored == a[:, :cfg.rows].astype(np.int64) @ w[:cfg.rows]).all()
+    product = model.memory[0x6000:0x6000 + acc_rows].view("<i4").reshape(m, -1)[:, :cfg.cols]
+    assert (product == a.astype(np.int64) @ w).all()

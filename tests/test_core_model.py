@@ -2,6 +2,8 @@
 references built from the unit models, every error code with its address, and random
 instruction streams."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -243,9 +245,37 @@ def test_random_streams(name):
             assert 0 <= index <= len(words), where
             assert result.counters["INSTRUCTIONS"] == index, where
         codes[result.code] = codes.get(result.code, 0) + 1
-    # The streams reach every outcome but FETCH (programs lie inside the window).
-    missing = set(CoreError) - set(codes) - {CoreError.FETCH}
+    # The streams reach every outcome but FETCH (programs lie inside the window) and
+    # NO_VECTOR_UNIT (every preset has a vector unit).
+    missing = set(CoreError) - set(codes) - {CoreError.FETCH, CoreError.NO_VECTOR_UNIT}
     assert not missing, f"never reached: {sorted(c.name for c in missing)}; got {codes}"
+
+
+def test_no_vector_unit():
+    """Without a vector unit, a LOAD and a GEMM complete and the VECTOR after them stops the
+    core with NO_VECTOR_UNIT at its address, before its fields are checked (an op and a
+    length that would be BAD_FIELD); a core with one runs the same VECTOR."""
+    cfg = dataclasses.replace(preset("tiny"), name="tiny_novec", vector_unit=False)
+    rng = np.random.default_rng(2)
+    a, w = random_int8(rng, (4, 4)), random_int8(rng, (4, 4))
+    memory = np.zeros(MEMORY, np.uint8)
+    put(memory, 0x2000, np.concatenate([a, w]))
+    gemm = encode(Opcode.GEMM, act_addr=0, w_addr=16, m=4, k=4, n=4, pop_prev=1)
+    clamp = encode(Opcode.VECTOR, op=VectorOp.CLAMP, rows=1, length=4, dst=0x100,
+                   params=0x200, push_next=1)
+    program = [load(0x2000, 0, 8, 4, push_next=1), gemm, clamp,
+               store(0x3000, cfg.acc_base, 4, 16, pop_prev=1), END]
+    core, result = run(program, memory=memory.copy(), config=cfg)
+    assert (result.code, result.error_addr) == (CoreError.NO_VECTOR_UNIT, PROGRAM + 64)
+    assert result.counters == {"MACS": 64, "DMA_READ_BYTES": 32, "DMA_WRITE_BYTES": 0,
+                               "INSTRUCTIONS": 2}
+    assert (core.acc[:4, :4] == a.astype(np.int64) @ w).all()
+    assert run(program, memory=memory.copy(), config=preset("tiny"))[1].code == CoreError.NONE
+    bad = encode(Opcode.VECTOR, op=9)
+    assert run([bad], config=preset("tiny"))[1].code == CoreError.BAD_FIELD
+    assert (run([END, bad], config=cfg)[1].code, run([bad], config=cfg)[1].code) == \
+        (CoreError.NONE, CoreError.NO_VECTOR_UNIT)
+    assert run([7], config=cfg)[1].code == CoreError.ILLEGAL_OPCODE
 
 
 def test_counters_are_csrs():

@@ -17,6 +17,8 @@ CUSTOM = [
                    spad_bytes=1024, max_row=1),
     JalapenoConfig(rows=64, cols=64, acc_depth=65536, read_fifo_depth=16, bus_width=128,
                    addr_width=64, spad_bytes=1 << 20, max_row=4096),
+    JalapenoConfig(rows=4, cols=4, acc_depth=256, bus_width=32, spad_bytes=8192,
+                   vector_unit=False),
 ]
 
 
@@ -65,7 +67,7 @@ def test_every_register_and_field_documented():
 
 def test_pinned_offsets():
     """The offsets are the hardware/software interface: moving one is a major version."""
-    assert csr.MAP_VERSION == (1, 0)
+    assert csr.MAP_VERSION == (1, 1)
     assert {name: csr.register(name).offset for name in (
         "ID", "VERSION", "CONFIG_ARRAY", "CONFIG_MEMORY", "CONFIG_VECTOR", "CONTROL", "STATUS",
         "ERROR_CODE", "ERROR_ADDR_LO", "PROGRAM_BASE_LO", "PROGRAM_LENGTH", "WINDOW_BASE_LO",
@@ -92,7 +94,7 @@ def test_access_kinds():
 
 def test_id_and_version():
     assert csr.register("ID").reset.to_bytes(4, "little") == b"JLPN"
-    assert csr.unpack("VERSION", csr.register("VERSION").reset) == {"minor": 0, "major": 1}
+    assert csr.unpack("VERSION", csr.register("VERSION").reset) == {"minor": 1, "major": 1}
 
 
 def test_64_bit_pairs():
@@ -228,6 +230,18 @@ def test_config_encoding():
     }
 
 
+def test_config_vector_unit_absent():
+    """A core without a vector unit sets CONFIG_VECTOR.absent; 0 there, as every core of map
+    1.0 reads, is a core with one."""
+    matrix_only = dataclasses.replace(PRESETS["tiny"], name="discovered", vector_unit=False)
+    values = csr.config_registers(matrix_only)
+    assert values["CONFIG_VECTOR"] == PRESETS["tiny"].max_row | 1 << 16
+    assert csr.unpack("CONFIG_VECTOR", values["CONFIG_VECTOR"])["absent"] == 1
+    assert csr.config_from_registers(values) == matrix_only
+    values["CONFIG_VECTOR"] &= 0xFFFF
+    assert csr.config_from_registers(values).vector_unit is True
+
+
 def test_config_from_a_full_register_dump():
     values = {reg.name: reg.reset for reg in csr.REGISTERS if reg.reset is not None}
     values.update(csr.config_registers(PRESETS["tiny"]))
@@ -238,7 +252,7 @@ def test_config_from_a_full_register_dump():
 def test_config_ignores_reserved_bits():
     values = csr.config_registers(PRESETS["default"])
     values["CONFIG_MEMORY"] |= 0xFF00_0000
-    values["CONFIG_VECTOR"] |= 0xFFFF_0000
+    values["CONFIG_VECTOR"] |= 0xFFFE_0000
     assert csr.config_from_registers(values) == dataclasses.replace(PRESETS["default"],
                                                                     name="discovered")
 

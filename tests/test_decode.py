@@ -3,6 +3,7 @@
 (``CoreModel._check``): the same instructions dispatched to the same queues in program order,
 and the same first error or END, for thousands of seeded programs per preset."""
 
+import dataclasses
 import random
 
 import numpy as np
@@ -408,6 +409,26 @@ def test_matches_golden_model_odd_shape():
     outcomes = check_against_golden(ODD, mixed_programs(ODD, seed, 600), seed=seed,
                                     idle=0.1, backpressure=0.1)
     assert outcomes.get(CoreError.LOCAL_RANGE, 0) >= 10, f"seed {seed}: {outcomes}"
+
+
+def test_no_vector_unit():
+    """Without a vector unit: 300 seeded programs as :func:`test_matches_golden_model`'s go
+    as the golden model says, every VECTOR stopping the decoder with NO_VECTOR_UNIT, which
+    comes before its fields' checks and is offered the cycle after the VECTOR is taken,
+    whatever its rows."""
+    cfg = dataclasses.replace(preset("tiny"), name="tiny_novec", vector_unit=False)
+    assert Decoder(cfg).max_decode_cycles == 1
+    seed = 1200
+    outcomes = check_against_golden(cfg, mixed_programs(cfg, seed, 300), seed=seed, idle=0.2,
+                                    backpressure=0.3)
+    assert outcomes.get(CoreError.NO_VECTOR_UNIT, 0) >= 20, f"seed {seed}: {outcomes}"
+    assert outcomes.get("end", 0) >= 10, f"seed {seed}: {outcomes}"
+    worst = encode(Opcode.VECTOR, op=9, rows=0xFFFF, pop_prev=1)
+    timing = []
+    results = run_programs(cfg, [entries_of([LOAD1, worst], 0x1000)], seed=1, timing=timing)
+    assert results == [([(Queue.LOAD, LOAD1, 0x1000)],
+                        ("error", CoreError.NO_VECTOR_UNIT, 0x1000 + INSTRUCTION_BYTES))]
+    assert [offered - taken for _, taken, offered in timing] == [1, 1]
 
 
 def test_decode_cycles():

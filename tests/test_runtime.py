@@ -99,6 +99,23 @@ def test_config_outside_the_presets_is_discovered():
         assert dev.config == JalapenoConfig(name="discovered", rows=4, cols=8, acc_depth=128)
 
 
+def test_golden_without_a_vector_unit():
+    """The golden backend's core is the config's: without a vector unit it is discovered so,
+    and a VECTOR stops it with NO_VECTOR_UNIT at its address."""
+    config = JalapenoConfig(name="matrix_only", rows=4, cols=4, acc_depth=256,
+                            vector_unit=False)
+    with GoldenDevice(config, 4096) as dev:
+        assert dev.config == JalapenoConfig(name="discovered", rows=4, cols=4, acc_depth=256,
+                                            vector_unit=False)
+        assert dev.read_csr("CONFIG_VECTOR") >> 16 == 1
+        words = [encode(Opcode.SYNC), encode(Opcode.VECTOR, op=2, rows=1, length=4),
+                 encode(Opcode.END)]
+        dev.write(0, b"".join(w.to_bytes(INSTRUCTION_BYTES, "little") for w in words))
+        result = dev.run(0, len(words))
+        assert (result.code, result.addr) == (CoreError.NO_VECTOR_UNIT, INSTRUCTION_BYTES)
+        assert result.counters["INSTRUCTIONS"] == 1
+
+
 @on_rtl
 def test_rtl_discovers_its_config(rtl):
     assert rtl.backend == "rtl"

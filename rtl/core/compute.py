@@ -13,7 +13,7 @@ from rtl.systolic.sequencer import tile_command_layout
 from .decode import error_layout, field
 from .issue import IssueStage
 from .tokens import token_layout
-from .vector_exec import VectorExec
+from .vector_exec import VectorExec, vector_exec_signature
 
 __all__ = ["ComputeQueue"]
 
@@ -29,6 +29,10 @@ class ComputeQueue(wiring.Component):
     The tile's command goes to ``cmd`` alongside. The next GEMM starts as soon as this one's
     reads are out, so tiles follow each other as closely as the scratchpad's one read port
     allows: ``k + m`` cycles a tile.
+
+    Built for a config without a vector unit (``vector_unit`` false), it has no
+    :class:`VectorExec`: the decoder then fails every VECTOR with ``NO_VECTOR_UNIT``, so none
+    comes here, and ``acc_r``, ``vec_w`` and ``error`` stay idle.
 
     A VECTOR starts only when no GEMM read is in flight, the matrix unit is idle (every tile
     in the accumulator memory) and no GEMM tokens are owed; it then owns ``vec_r``/``vec_data``
@@ -47,7 +51,8 @@ class ComputeQueue(wiring.Component):
     Parameters
     ----------
     config : :class:`JalapenoConfig`
-        ``max(rows, cols)`` must be a power of two (:class:`VectorExec`).
+        ``max(rows, cols)`` must be a power of two if it has a vector unit
+        (:class:`VectorExec`).
 
     Attributes
     ----------
@@ -83,7 +88,7 @@ class ComputeQueue(wiring.Component):
     TypeError
         If ``config`` is not a :class:`JalapenoConfig`.
     ValueError
-        If ``max(rows, cols)`` is not a power of two.
+        If ``max(rows, cols)`` is not a power of two and there is a vector unit.
     """
 
     #: Vector reads in flight between ``vec_r`` and ``weights``/``acts``.
@@ -95,7 +100,7 @@ class ComputeQueue(wiring.Component):
         self.vector_bytes = max(config.rows, config.cols)
         self.vector_pitch = 1 << ceil_log2(self.vector_bytes)
         self._issue = IssueStage(config)
-        self._vector = VectorExec(config)
+        self._vector = VectorExec(config) if config.vector_unit else None
         ports = self._issue.signature.members
         int8 = signed(config.in_width)
         super().__init__({
@@ -145,7 +150,12 @@ class ComputeQueue(wiring.Component):
         command = Signal(tile_command_layout(cfg))
         # Tokens waiting for the matrix unit to finish.
         owed, owed_push = Signal(), Signal(token_layout())
-        m.submodules.vector = vx = self._vector
+        if self._vector is not None:
+            m.submodules.vector = vx = self._vector
+        else:
+            # No vector unit: the decoder dispatches no VECTOR here, and its executor's ports,
+            # driven by nothing, read as an idle one that is never busy, done or failing.
+            vx = vector_exec_signature(cfg).create(path=("no_vx",))
         gemm_idle = ~reading & ~cmd_owed & ~route.r_rdy & ~self.mu_busy
         idle = gemm_idle & ~vx.busy
 

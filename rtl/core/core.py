@@ -35,7 +35,9 @@ class Core(wiring.Component):
     concurrently and meet only through dependency tokens: LOADs and STOREs as descriptors of
     the DMA's read and write engines, GEMMs as tiles of the matrix unit fed from the
     scratchpad, VECTORs on the vector unit (:class:`~rtl.core.vector_exec.VectorExec`) from
-    and to the scratchpad and, for REQUANTIZE, from the accumulator memory.
+    and to the scratchpad and, for REQUANTIZE, from the accumulator memory. A core whose
+    ``config.vector_unit`` is false has no vector unit: its decoder fails every VECTOR with
+    ``NO_VECTOR_UNIT``, an error like any other decode error.
 
     Shared ports: the scratchpad's one write port takes the DMA's writes first and VECTOR
     results in the cycles the DMA leaves; the accumulator's one read port is shared between

@@ -10,7 +10,7 @@ precedence are those of the golden model's ``CoreModel._check``
 """
 
 
-from amaranth import Cat, Module, Mux, Signal, Value, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2, exact_log2
@@ -175,7 +175,8 @@ class Decoder(wiring.Component):
     data, counts their dependency tokens, and hands each well-formed one to its queue.
 
     Checks, with the precedence of the golden model: an entry of ``kind`` ``OVERRUN``
-    (``PROGRAM_OVERRUN``) or ``FAULT`` (``FETCH``); the opcode (``ILLEGAL_OPCODE``); reserved
+    (``PROGRAM_OVERRUN``) or ``FAULT`` (``FETCH``); the opcode (``ILLEGAL_OPCODE``, and
+    ``NO_VECTOR_UNIT`` for any VECTOR when ``config.vector_unit`` is false); reserved
     bits, a SYNC ``queue`` of 3, END with a token flag, a token flag towards a queue the
     instruction's queue does not have, GEMM ``k > rows`` or ``n > cols``, VECTOR ``op`` above
     the last or ``length`` outside ``1..max_row`` (``BAD_FIELD``); a GEMM or VECTOR (with
@@ -202,10 +203,11 @@ class Decoder(wiring.Component):
     constant multiplication. So an entry taken at one edge is offered from the next cycle and
     goes at the next edge if its output is ready: 1 cycle. A VECTOR word (one that then fails
     too) is offered ``bit_length(rows - 1)`` cycles later: 1 + 16 = 17 cycles at most
-    (:attr:`max_decode_cycles`). ``instr`` is ready while nothing is held or the held
-    instruction is being dispatched, so a stream of instructions other than VECTORs of 2 rows
-    or more goes through at one per cycle. Outputs are offered one at a time in program order;
-    one that is not ready stalls everything behind it.
+    (:attr:`max_decode_cycles`); without a vector unit a VECTOR takes 1 cycle, and the
+    shift-and-add and the record sizes are not built. ``instr`` is ready while nothing is
+    held or the held instruction is being dispatched, so a stream of instructions other than
+    VECTORs of 2 rows or more goes through at one per cycle. Outputs are offered one at a
+    time in program order; one that is not ready stalls everything behind it.
 
     Parameters
     ----------
@@ -239,7 +241,8 @@ class Decoder(wiring.Component):
         #: Bytes from one scratchpad vector to the next (``Scratchpad.vector_pitch``).
         self.vector_pitch = 1 << ceil_log2(max(config.rows, config.cols))
         #: Cycles from the edge that takes an entry to the one that can dispatch it, at most.
-        self.max_decode_cycles = 1 + field_spec(Opcode.VECTOR, "rows").width
+        self.max_decode_cycles = 1 + (field_spec(Opcode.VECTOR, "rows").width
+                                      if config.vector_unit else 0)
         members = {"instr": In(stream.Signature(fetched_layout(config)))}
         for queue in Queue:
             members[queue.name.lower()] = Out(stream.Signature(dispatch_layout(config)))
@@ -310,8 +313,9 @@ class Decoder(wiring.Component):
         vop, length = vector("op"), vector("length")
         vector_bad = (vop > max(VectorOp)) | (length == 0) | (length > cfg.max_row)
         requantize = vop == VectorOp.REQUANTIZE
-        # The strided operands: their extents come from the shift-and-add.
-        strided = ("src", "src2", "dst")
+        # The strided operands: their extents come from the shift-and-add. Without a vector
+        # unit a VECTOR fails before its fields count, so none of it is built.
+        strided = ("src", "src2", "dst") if cfg.vector_unit else ()
         count = Signal(field_spec(Opcode.VECTOR, "rows").width)  # bits of rows - 1 to add
         ends = {name: Signal(sat_bits + 1, name=f"{name}_end") for name in strided}
         steps = {name: Signal(sat_bits + 1, name=f"{name}_step") for name in strided}
@@ -319,21 +323,24 @@ class Decoder(wiring.Component):
         def misaligned(name, bits):
             return vector(name)[:bits].any() | vector(f"{name}_stride")[:bits].any()
 
-        src_bad = Mux(requantize,
-                      misaligned("src", acc_bits) | (vector("src") < acc_lo) |
-                      (ends["src"] > acc_hi),
-                      misaligned("src", pitch_bits) | (ends["src"] > cfg.spad_bytes))
-        src2_bad = (vop == VectorOp.ADD) & (misaligned("src2", pitch_bits) |
-                                            (ends["src2"] > cfg.spad_bytes))
-        dst_bad = misaligned("dst", pitch_bits) | (ends["dst"] > cfg.spad_bytes)
-        record = Signal(range(max(record_bytes(op, (1 << len(length)) - 1)
-                                  for op in VectorOp) + 1))
-        m.d.comb += record.eq(record_bytes(vop, length))
-        # The record takes ceil(record / pitch) vectors; with params aligned (else it fails
-        # anyway), params + that many vectors fits exactly when params + record does.
-        params = vector("params")
-        params_bad = params[:pitch_bits].any() | (params + record > cfg.spad_bytes)
-        vector_local = (vector("rows") != 0) & (src_bad | src2_bad | dst_bad | params_bad)
+        if cfg.vector_unit:
+            src_bad = Mux(requantize,
+                          misaligned("src", acc_bits) | (vector("src") < acc_lo) |
+                          (ends["src"] > acc_hi),
+                          misaligned("src", pitch_bits) | (ends["src"] > cfg.spad_bytes))
+            src2_bad = (vop == VectorOp.ADD) & (misaligned("src2", pitch_bits) |
+                                                (ends["src2"] > cfg.spad_bytes))
+            dst_bad = misaligned("dst", pitch_bits) | (ends["dst"] > cfg.spad_bytes)
+            record = Signal(range(max(record_bytes(op, (1 << len(length)) - 1)
+                                      for op in VectorOp) + 1))
+            m.d.comb += record.eq(record_bytes(vop, length))
+            # The record takes ceil(record / pitch) vectors; with params aligned (else it
+            # fails anyway), params + that many vectors fits exactly when params + record does.
+            params = vector("params")
+            params_bad = params[:pitch_bits].any() | (params + record > cfg.spad_bytes)
+            vector_local = (vector("rows") != 0) & (src_bad | src2_bad | dst_bad | params_bad)
+        else:
+            vector_bad = vector_local = Const(0)
 
         # -- tokens -----------------------------------------------------------------------
         counts, pops, pushes = {}, {}, {}
@@ -366,6 +373,9 @@ class Decoder(wiring.Component):
             m.d.comb += code.eq(CoreError.FETCH)
         with m.Elif(~legal):
             m.d.comb += code.eq(CoreError.ILLEGAL_OPCODE)
+        if not cfg.vector_unit:
+            with m.Elif(is_op[Opcode.VECTOR]):
+                m.d.comb += code.eq(CoreError.NO_VECTOR_UNIT)
         with m.Elif(bad_field):
             m.d.comb += code.eq(CoreError.BAD_FIELD)
         with m.Elif((is_op[Opcode.GEMM] & gemm_local) | (is_op[Opcode.VECTOR] & vector_local)):
@@ -429,7 +439,8 @@ class Decoder(wiring.Component):
             m.d.sync += [entry.eq(p), held.eq(1)]
             is_vector = (Value.cast(p.kind) == FetchKind.WORD) & \
                 (field(p.word, None, "opcode") == Opcode.VECTOR)
-            m.d.sync += count.eq(Mux(is_vector & (rows != 0), rows - 1, 0))
+            if cfg.vector_unit:
+                m.d.sync += count.eq(Mux(is_vector & (rows != 0), rows - 1, 0))
             first = {"src": Mux(vector("op", p.word) == VectorOp.REQUANTIZE,
                                 beats << acc_bits, beats << pitch_bits),
                      "src2": beats << pitch_bits, "dst": beats << pitch_bits}

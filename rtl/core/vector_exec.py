@@ -17,7 +17,7 @@ from rtl.vector.unit import VectorOp as UnitOp
 from .decode import ceil_div, dispatch_layout, error_layout, field
 from .tokens import token_layout
 
-__all__ = ["VectorExec", "ByteAligner"]
+__all__ = ["VectorExec", "ByteAligner", "vector_exec_signature"]
 
 #: Entries of the exp and LUT tables.
 _TABLE_ENTRIES = 256
@@ -98,6 +98,26 @@ def _array(op, name):
     arrays."""
     (f,) = [f for f in RECORDS[op] if f.name == name]
     return f.offset, int(f.dtype[2:])
+
+
+def vector_exec_signature(config):
+    """The ports of :class:`VectorExec` for ``config``: also those of the stand-in that the
+    compute queue of a core without a vector unit keeps, undriven (idle), in its place."""
+    check_config(config)
+    int8 = signed(config.in_width)
+    return wiring.Signature({
+        "instr": In(stream.Signature(dispatch_layout(config))),
+        "done": Out(stream.Signature(token_layout(), always_ready=True)),
+        "error": Out(stream.Signature(error_layout(config), always_ready=True)),
+        "busy": Out(1),
+        "rd": Out(stream.Signature(config.spad_addr_width)),
+        "rd_data": In(stream.Signature(data.ArrayLayout(int8, max(config.rows, config.cols)))),
+        "acc_rd": Out(stream.Signature(config.acc_addr_width)),
+        "acc_data": In(stream.Signature(
+            data.ArrayLayout(signed(config.acc_width), config.cols))),
+        "wr": Out(stream.Signature(dma_write_layout(config))),
+        "unit_error": Out(1),
+    })
 
 
 class VectorExec(wiring.Component):
@@ -204,20 +224,7 @@ class VectorExec(wiring.Component):
                 f"VECTOR needs max(rows, cols) to be a power of two, not {self.vector_bytes}: "
                 f"the compute port reads {self.vector_bytes} of every {self.vector_pitch} "
                 f"bytes, and a parameter record needs them all")
-        int8 = signed(config.in_width)
-        super().__init__({
-            "instr": In(stream.Signature(dispatch_layout(config))),
-            "done": Out(stream.Signature(token_layout(), always_ready=True)),
-            "error": Out(stream.Signature(error_layout(config), always_ready=True)),
-            "busy": Out(1),
-            "rd": Out(stream.Signature(config.spad_addr_width)),
-            "rd_data": In(stream.Signature(data.ArrayLayout(int8, self.vector_bytes))),
-            "acc_rd": Out(stream.Signature(config.acc_addr_width)),
-            "acc_data": In(stream.Signature(
-                data.ArrayLayout(signed(config.acc_width), config.cols))),
-            "wr": Out(stream.Signature(dma_write_layout(config))),
-            "unit_error": Out(1),
-        })
+        super().__init__(vector_exec_signature(config))
 
     def elaborate(self, platform):
         m = Module()

@@ -9,7 +9,8 @@ instruction, and every earlier instruction has completed. Each unit's arithmetic
 golden model (:mod:`verification.models.matrix_unit`, ``quant``, ``lut``, ``softmax``,
 ``layernorm``, ``dma``), so the core adds no arithmetic of its own.
 
-Checks of one instruction, in order: the opcode (``ILLEGAL_OPCODE``); reserved bits, token
+Checks of one instruction, in order: the opcode (``ILLEGAL_OPCODE``, and on a core without a
+vector unit ``NO_VECTOR_UNIT`` for a VECTOR); reserved bits, token
 flags the queue does not have, and fields out of range (``BAD_FIELD``); operands outside
 their memory (``LOCAL_RANGE``, ``ACC_RANGE``); the tokens (``TOKEN_UNDERFLOW``,
 ``TOKEN_OVERFLOW``); then, while it runs, the DMA's codes and bad VECTOR parameter records
@@ -192,6 +193,8 @@ class CoreModel:
         opcode, f, reserved = decode(word)
         if not isinstance(opcode, Opcode):
             raise _Fault(CoreError.ILLEGAL_OPCODE)
+        if opcode == Opcode.VECTOR and not self.config.vector_unit:
+            raise _Fault(CoreError.NO_VECTOR_UNIT)
         flags = {name: f[name] for name in TOKEN_FLAGS}
         if reserved or (opcode == Opcode.SYNC and f["queue"] > max(Queue)):
             raise _Fault(CoreError.BAD_FIELD)
