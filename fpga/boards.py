@@ -8,7 +8,7 @@ and LEDs; :class:`BoardTop` builds the top from one. The PLL settings are comput
 use, so the build needs no other tool.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from amaranth import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
 from amaranth.lib import io
@@ -154,16 +154,21 @@ class Board:
             platform.add_resources(getattr(platform, name))
         return platform
 
-#: The boards, by name.
+#: The boards, by name. Both carry matrix-only cores for now (the host does the
+#: nonlinearities): the vector unit alone is three times the UP5K, and on the 85F it needs more
+#: MULT18X18Ds than there are. The ULX3S's 8 x 8 array is a stand-in until its size is chosen
+#: by measured GMAC/s at met timing (12 x 12 against 16 x 16).
 BOARDS = {
     "icebreaker": Board(
-        name="icebreaker", platform=ICEBreakerPlatform, family="ice40", config=preset("tiny"),
+        name="icebreaker", platform=ICEBreakerPlatform, family="ice40",
+        config=replace(preset("tiny"), name="tiny_matrix", vector_unit=False),
         oscillator_hz=12e6, clock_hz=30e6, memory_bytes=SPRAM_BYTES, spram=True,
         leds={"heartbeat": ("led_g", 0), "link_error": ("led_r", 0), "link": ("led_g", 1),
               "irq": ("led_r", 1)},
         extra_resources=("break_off_pmod",)),
     "ulx3s": Board(
-        name="ulx3s", platform=ULX3S_85F_Platform, family="ecp5", config=preset("large"),
+        name="ulx3s", platform=ULX3S_85F_Platform, family="ecp5",
+        config=replace(preset("default"), name="default_matrix", vector_unit=False),
         oscillator_hz=25e6, clock_hz=100e6, memory_bytes=256 * 1024,
         leds={"heartbeat": ("led", 0), "link": ("led", 1), "link_error": ("led", 2),
               "irq": ("led", 3)}),

@@ -16,9 +16,13 @@ The run shows its stage and time as it goes; afterwards ``report.json`` holds:
 * ``energy``: the estimate of :mod:`fpga.energy`, labelled as one;
 * ``timing_met`` and ``bitstream``.
 
+``build/fpga/resources.png`` then charts every board's last report: utilization per
+resource, and the clock reached against the target.
+
 A bad board name, a missing tool, a build that fails or does not meet the target clock is
-one line on stderr and exit status 2 (1 for timing), the report still written when nextpnr
-finished.
+one line on stderr and exit status 2 (1 for timing). The report is still written when
+synthesis finished: a failed build's has Yosys's resources and its ``error``, so a design
+that does not fit still shows by how much.
 """
 
 import argparse
@@ -32,6 +36,8 @@ import time
 from pathlib import Path
 
 from amaranth.build.plat import Platform
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from sim.toolchain import BUILD, toolchain_env
 
@@ -39,7 +45,7 @@ from .boards import BOARDS, Board, BoardTop, board
 from .energy import estimate
 from .synth import FAMILIES, _shown, stat_fields
 
-__all__ = ["TOOLS", "BuildError", "plan", "run", "report", "main"]
+__all__ = ["TOOLS", "BuildError", "plan", "run", "report", "format_report", "plot", "main"]
 
 #: Environment variables naming each family's tools (``toolchain.env``), in build order.
 TOOLS = {"ice40": ("YOSYS", "NEXTPNR_ICE40", "ICEPACK"),
@@ -103,7 +109,8 @@ def run(brd: Board, directory: Path, *, progress=True) -> None:
         ``ERROR`` line, else their last line).
     """
     env = _environment(brd.family)
-    for stale in ("top.json", "nextpnr.json", "synth_stat.json", _BITSTREAM[brd.family]):
+    for stale in ("top.json", "nextpnr.json", "synth_stat.json", "report.json",
+                  _BITSTREAM[brd.family]):
         (directory / stale).unlink(missing_ok=True)
     started = time.monotonic()
     done = threading.Event()
@@ -145,19 +152,22 @@ def _dsp_cells(directory, family):
             for name, cell in module.get("cells", {}).items() if cell["type"] in types}
 
 
-def report(brd: Board, directory: Path) -> dict:
-    """The report of a finished build in ``directory`` (see the module's description)."""
+def report(brd: Board, directory: Path, error: str | None = None) -> dict:
+    """The report of a build in ``directory`` (see the module's description). A build that
+    failed after synthesis (``error``, its message) still reports Yosys's resources; the
+    fields nextpnr would give are empty."""
     family = FAMILIES[brd.family]
     stat = json.loads((directory / "synth_stat.json").read_text())
     resources = stat_fields(stat, family)
-    pnr = json.loads((directory / "nextpnr.json").read_text())
+    placed = directory / "nextpnr.json"
+    pnr = json.loads(placed.read_text()) if error is None else {}
     clocks = {name: {"fmax_mhz": round(clock["achieved"], 2),
                      "target_mhz": round(clock["constraint"], 2)}
               for name, clock in pnr.get("fmax", {}).items()}
     worst = min(clocks, key=lambda name: clocks[name]["fmax_mhz"] - clocks[name]["target_mhz"],
                 default=None)
     met = bool(clocks) and all(c["fmax_mhz"] >= c["target_mhz"] for c in clocks.values())
-    dsps = _dsp_cells(directory, brd.family)
+    dsps = _dsp_cells(directory, brd.family) if pnr else set()
     path = pnr.get("critical_paths", [{}])[0].get("path", []) if pnr.get("critical_paths") \
         else []
     cells = [step[end]["cell"] for step in path for end in ("from", "to") if end in step]
@@ -181,6 +191,7 @@ def report(brd: Board, directory: Path) -> dict:
         "luts_per_mac": round(logic / macs, 1),
         "energy": estimate(brd, resources, clock_mhz),
         "bitstream": bitstream.name if bitstream.exists() else None,
+        "error": error,
     }
 
 
@@ -204,6 +215,49 @@ def format_report(rep: dict) -> str:
     return "\n".join(lines)
 
 
+#: Resources of the board chart, in bar order.
+_CHART = ("luts", "ffs", "dsps", "rams", "spram")
+
+
+def plot(reports: list[dict], path: Path) -> None:
+    """Write a bar chart (PNG) of each board's utilization of its device, one group of bars
+    per board, titled with its clock against the target."""
+    figure = Figure(figsize=(2 + 2.5 * len(reports), 4), layout="constrained")
+    ax = figure.subplots()
+    width = 0.8 / len(_CHART)
+    peak = 100
+    for index, resource in enumerate(_CHART):
+        values = [100 * rep["utilization"].get(resource, 0) for rep in reports]
+        xs = [i + (index - (len(_CHART) - 1) / 2) * width for i in range(len(reports))]
+        bars = ax.bar(xs, values, width, label=resource)
+        ax.bar_label(bars, labels=[str(rep["resources"][resource]) for rep in reports],
+                     fontsize=7, rotation=90, padding=2)
+        peak = max(peak, *values)
+    ax.axhline(100, color="black", linewidth=0.8, linestyle="--")
+    ax.set_yscale("log")
+    ax.set_ylim(1, 4 * peak)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}%"))
+
+    def clock(rep):
+        fmax = rep["clocks"].get(rep["worst_clock"], {}).get("fmax_mhz")
+        return (f"fmax {fmax} of {rep['target_mhz']:g} MHz" if fmax is not None
+                else f"no fmax ({rep['target_mhz']:g} MHz target)")
+
+    ax.set_xticks(range(len(reports)),
+                  [f"{rep['board']}: {rep['preset']} {rep['array']}\n{clock(rep)}"
+                   for rep in reports], fontsize=8)
+    ax.set_ylabel("utilization of the device")
+    ax.legend(fontsize=8)
+    figure.savefig(path, dpi=120)
+
+
+def _chart(root):
+    """Redraw ``resources.png`` in ``root`` (``build/fpga``) from every board's last report
+    in its folders."""
+    reports = [json.loads(path.read_text()) for path in sorted(root.glob("*/report.json"))]
+    plot(reports, root / "resources.png")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fpga.build",
                                      description="Build a board's bitstream and report.")
@@ -217,12 +271,20 @@ def main(argv=None) -> int:
         if args.plan_only:
             print(f"bitstream {brd.name}: plan in {_shown(directory)}")
             return 0
-        run(brd, directory)
+        try:
+            run(brd, directory)
+        except BuildError as error:
+            if (directory / "synth_stat.json").exists():
+                failed = report(brd, directory, str(error))
+                (directory / "report.json").write_text(json.dumps(failed, indent=2) + "\n")
+                _chart(directory.parent)
+            raise
         rep = report(brd, directory)
     except (ValueError, BuildError) as error:
         print(f"bitstream: error: {error}", file=sys.stderr)
         return 2
     (directory / "report.json").write_text(json.dumps(rep, indent=2) + "\n")
+    _chart(directory.parent)
     print(format_report(rep))
     if not rep["timing_met"]:
         clock = rep["clocks"][rep["worst_clock"]]

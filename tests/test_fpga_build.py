@@ -132,3 +132,23 @@ def test_missed_timing_is_one_line_and_exit_1(monkeypatch, capsys, tmp_path):
     assert "fmax 24.2 MHz" in out
     saved = json.loads((tmp_path / "report.json").read_text())
     assert saved["timing_met"] is False
+    assert (tmp_path.parent / "resources.png").stat().st_size > 10_000
+
+
+def test_failed_placement_still_reports_resources(monkeypatch, capsys, tmp_path):
+    """A design that synthesizes but does not place (too big) reports Yosys's resources and
+    the error, so the report shows by how much it misses."""
+    def too_big(brd, directory):
+        _fake_outputs(directory, 0.0, dsp_on_path=False)
+        (directory / "nextpnr.json").unlink()
+        raise build.BuildError("the icebreaker build failed: ERROR: Unable to place cell")
+
+    monkeypatch.setattr(build, "out_dir", lambda brd: tmp_path)
+    monkeypatch.setattr(build, "run", too_big)
+    assert build.main(["--board", "icebreaker"]) == 2
+    assert capsys.readouterr().err == ("bitstream: error: the icebreaker build failed: ERROR: "
+                                       "Unable to place cell\n")
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert saved["error"].endswith("Unable to place cell")
+    assert saved["resources"]["luts"] == 3000 and saved["utilization"]["luts"] > 0.5
+    assert (saved["clocks"], saved["timing_met"], saved["bitstream"]) == ({}, False, None)
