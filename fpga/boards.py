@@ -16,6 +16,7 @@ from amaranth.lib.cdc import ResetSynchronizer
 from amaranth_boards.icebreaker import ICEBreakerPlatform
 from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
+from jalapeno.runtime.link import BAUD
 from rtl.config import JalapenoConfig, preset
 
 from .memory import SPRAM_BYTES
@@ -23,8 +24,6 @@ from .soc import BoardSoC, StatusLayout
 
 __all__ = ["PllSettings", "ice40_pll", "ecp5_pll", "Board", "BOARDS", "board", "BoardTop"]
 
-#: The UART rate of every board (the FTDI parts of both take 1 Mbaud).
-BAUD = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -138,7 +137,7 @@ class Board:
 
     @property
     def divisor(self):
-        """Clock cycles per UART bit at :data:`BAUD`."""
+        """Clock cycles per UART bit at the link's :data:`~jalapeno.runtime.link.BAUD`."""
         return round(self.clock_hz / BAUD)
 
     @property

@@ -189,7 +189,7 @@ def report(brd: Board, directory: Path, error: str | None = None) -> dict:
         "macs_per_cycle": macs,
         "peak_gmacs": round(macs * clock_mhz / 1e3, 3),
         "luts_per_mac": round(logic / macs, 1),
-        "energy": estimate(brd, resources, clock_mhz),
+        "energy": estimate(brd, clock_mhz),
         "bitstream": bitstream.name if bitstream.exists() else None,
         "error": error,
     }

@@ -43,7 +43,7 @@ MODELS = {
 }
 
 
-def estimate(board, resources: dict, clock_mhz: float) -> dict:
+def estimate(board, clock_mhz: float) -> dict:
     """The estimate for ``board`` (a :class:`~fpga.boards.Board`) running every MAC at
     ``clock_mhz``: watts, GMAC/s per watt, the model's terms and sources, and the label."""
     model = MODELS[board.family]

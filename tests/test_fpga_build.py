@@ -85,7 +85,7 @@ def test_report_from_build_outputs(tmp_path):
 
 def test_energy_estimate():
     brd = BOARDS["icebreaker"]
-    got = estimate(brd, {}, 30.0)
+    got = estimate(brd, 30.0)
     model = MODELS["ice40"]
     watts = model.static_w + 30 * (model.per_mhz_w + 16 * model.per_mac_mhz_w)
     assert got["watts"] == round(watts, 5)

@@ -17,12 +17,9 @@ from jalapeno import csr
 from jalapeno.isa import CoreError
 
 from .device import Device, DeviceError, RunResult
-from .link import MAX_BURST, Command, LinkError, Port, transact
+from .link import BAUD, MAX_BURST, Command, LinkError, Port, transact
 
-__all__ = ["FpgaDevice", "DEFAULT_BAUD"]
-
-#: The boards' UART rate.
-DEFAULT_BAUD = 1_000_000
+__all__ = ["FpgaDevice"]
 
 
 class FpgaDevice(Device):
@@ -48,7 +45,7 @@ class FpgaDevice(Device):
 
     backend = "fpga"
 
-    def __init__(self, port, *, memory_bytes, baud=DEFAULT_BAUD, log=None):
+    def __init__(self, port, *, memory_bytes, baud=BAUD, log=None):
         if isinstance(port, str):
             import serial
 

@@ -39,11 +39,14 @@ import enum
 from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["SYNC", "MAX_BURST", "IDLE_BYTES", "HEADER_BYTES", "RESPONSE_HEADER_BYTES",
+__all__ = ["BAUD", "SYNC", "MAX_BURST", "IDLE_BYTES", "HEADER_BYTES", "RESPONSE_HEADER_BYTES",
            "CRC_BYTES", "CSR_BYTES", "Command",
            "Status", "LinkError", "crc16", "request", "response", "response_bytes",
            "parse_response", "Port", "transact"]
 
+#: The UART rate of every board and of the host's end (the FTDI parts of both boards take
+#: 1 Mbaud).
+BAUD = 1_000_000
 #: The first byte of every frame.
 SYNC = 0x5A
 #: Most bytes one memory request moves (the bridge's write buffer).
