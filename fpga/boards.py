@@ -22,7 +22,8 @@ from rtl.config import JalapenoConfig, preset
 from .memory import SPRAM_BYTES
 from .soc import BoardSoC, StatusLayout
 
-__all__ = ["PllSettings", "ice40_pll", "ecp5_pll", "Board", "BOARDS", "board", "BoardTop"]
+__all__ = ["PllSettings", "ice40_pll", "ecp5_pll", "Board", "board_config", "BOARDS", "board",
+           "BoardTop"]
 
 
 
@@ -153,21 +154,31 @@ class Board:
             platform.add_resources(getattr(platform, name))
         return platform
 
-#: The boards, by name. Both carry matrix-only cores for now (the host does the
-#: nonlinearities): the vector unit alone is three times the UP5K, and on the 85F it needs more
-#: MULT18X18Ds than there are. The ULX3S's 8 x 8 array is a stand-in until its size is chosen
-#: by measured GMAC/s at met timing (12 x 12 against 16 x 16).
+def board_config(base: JalapenoConfig, memory_bytes: int, **changes) -> JalapenoConfig:
+    """``base`` as a board carries it: without the vector unit (the host does the
+    nonlinearities), its addresses just wide enough for the board's ``memory_bytes`` (every
+    address register, comparator and queue entry is that wide), with ``changes``; named
+    ``<base>_matrix``."""
+    return replace(base, name=f"{base.name}_matrix", vector_unit=False,
+                   addr_width=max(16, (memory_bytes - 1).bit_length()), **changes)
+
+
+#: The boards, by name. Both carry matrix-only cores for now: the vector unit alone is three
+#: times the UP5K, and on the 85F it needs more MULT18X18Ds than there are. On the UP5K each
+#: queue entry is an instruction in logic cells, so its queues hold two. The ULX3S's 8 x 8
+#: array is a stand-in until its size is chosen by measured GMAC/s at met timing (12 x 12
+#: against 16 x 16).
 BOARDS = {
     "icebreaker": Board(
         name="icebreaker", platform=ICEBreakerPlatform, family="ice40",
-        config=replace(preset("tiny"), name="tiny_matrix", vector_unit=False),
+        config=board_config(preset("tiny"), SPRAM_BYTES, queue_depth=2),
         oscillator_hz=12e6, clock_hz=30e6, memory_bytes=SPRAM_BYTES, spram=True,
         leds={"heartbeat": ("led_g", 0), "link_error": ("led_r", 0), "link": ("led_g", 1),
               "irq": ("led_r", 1)},
         extra_resources=("break_off_pmod",)),
     "ulx3s": Board(
         name="ulx3s", platform=ULX3S_85F_Platform, family="ecp5",
-        config=replace(preset("default"), name="default_matrix", vector_unit=False),
+        config=board_config(preset("default"), 256 * 1024),
         oscillator_hz=25e6, clock_hz=100e6, memory_bytes=256 * 1024,
         leds={"heartbeat": ("led", 0), "link": ("led", 1), "link_error": ("led", 2),
               "irq": ("led", 3)}),

@@ -44,8 +44,9 @@ MAGIC = int.from_bytes(b"JLPN", "little")
 #: ``(major, minor)`` of this register map and the programming model it belongs to (the
 #: instruction set of :mod:`jalapeno.isa`). ``major`` changes when a register or field moves
 #: or changes meaning; ``minor`` when one is added in space that read as zero before.
-#: 1.1 added ``CONFIG_VECTOR.absent`` and the error code ``NO_VECTOR_UNIT``.
-MAP_VERSION = (1, 1)
+#: 1.1 added ``CONFIG_VECTOR.absent`` and the error code ``NO_VECTOR_UNIT``; 1.2 added
+#: ``CONFIG_CORE``.
+MAP_VERSION = (1, 2)
 
 _WORD = 1 << DATA_BITS
 
@@ -205,6 +206,11 @@ REGISTERS = (
         Field("absent", 16, 1, "1 if the core has no vector unit (a matrix-only design "
                                   "point): a VECTOR stops it with NO_VECTOR_UNIT. 0 if it has "
                                   "one, as every core of map 1.0, which reads 0 here, does"),
+    ), reset=None),
+    Register("CONFIG_CORE", 0x014, Access.RO, "Configuration of the instruction path.", fields=(
+        Field("queue_depth", 0, 8, "entries of each of the three instruction queues (and the "
+                                      "transfers a load or store queue keeps in flight); 0 on "
+                                      "maps before 1.2, whose queues hold 8"),
     ), reset=None),
     Register("CONTROL", 0x020, Access.WO, "Starts and resets the core.", fields=_bits(
         ("start", 0, "run the program at PROGRAM_BASE: clears STATUS.done and STATUS.error, "
@@ -402,6 +408,7 @@ _ENCODINGS = {
     "log2": (lambda value: value.bit_length() - 1, lambda field: 1 << field, "1 << {field}"),
     "bytes": (lambda value: value // 8, lambda field: 8 * field, "8 * {field}"),
     "absent": (lambda value: int(not value), lambda field: field == 0, "{field} == 0"),
+    "depth": (lambda value: value, lambda field: field or 8, "{field} or 8"),
 }
 
 
@@ -450,6 +457,7 @@ CONFIG_PARAMS = (
     ConfigParam("spad_bytes", "CONFIG_MEMORY", "spad_bytes_log2", "log2"),
     ConfigParam("max_row", "CONFIG_VECTOR", "max_row", "value"),
     ConfigParam("vector_unit", "CONFIG_VECTOR", "absent", "absent"),
+    ConfigParam("queue_depth", "CONFIG_CORE", "queue_depth", "depth"),
 )
 #: The configuration registers, in offset order.
 CONFIG_NAMES = tuple(reg.name for reg in REGISTERS if reg.reset is None)

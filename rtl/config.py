@@ -55,6 +55,11 @@ class JalapenoConfig:
         instruction stops it with ``NO_VECTOR_UNIT`` at the instruction's address, before
         its fields are checked (:class:`jalapeno.isa.CoreError`). ``max_row`` is still
         reported, but no instruction uses it.
+    queue_depth : int
+        Entries of each of the three instruction queues between the decoder and the
+        executors, 2 to 64; it also bounds the transfers a load or store queue has issued
+        and not yet seen complete. Each entry holds a whole instruction, so small boards take
+        2; deeper queues let the decoder run further ahead of a busy executor.
 
     Raises
     ------
@@ -75,6 +80,7 @@ class JalapenoConfig:
     spad_bytes: int = 65536
     max_row: int = 1024
     vector_unit: bool = True
+    queue_depth: int = 8
 
     #: Width of weights and activations (TFLite int8).
     in_width = 8
@@ -102,6 +108,7 @@ class JalapenoConfig:
         _check_int("max_row", self.max_row, minimum=1, maximum=4096)
         if not isinstance(self.vector_unit, bool):
             raise TypeError(f"vector_unit must be True or False, not {self.vector_unit!r}")
+        _check_int("queue_depth", self.queue_depth, minimum=2, maximum=64)
 
     @property
     def acc_addr_width(self):

@@ -46,6 +46,9 @@ def make(**overrides):
     ({"vector_unit": 1}, TypeError, "vector_unit must be True or False, not 1"),
     ({"vector_unit": "no"}, TypeError, "vector_unit must be True or False, not 'no'"),
     ({"vector_unit": None}, TypeError, "vector_unit must be True or False, not None"),
+    ({"queue_depth": 1}, ValueError, "queue_depth must be between 2 and 64, not 1"),
+    ({"queue_depth": 65}, ValueError, "queue_depth must be between 2 and 64, not 65"),
+    ({"queue_depth": 8.0}, TypeError, "queue_depth must be an integer, not 8.0"),
 ])
 def test_bad_parameter(overrides, error, message):
     with raises_exactly(error, message):
@@ -54,9 +57,9 @@ def test_bad_parameter(overrides, error, message):
 
 @pytest.mark.parametrize("overrides", [
     {"rows": 1, "cols": 1, "acc_depth": 2, "read_fifo_depth": 3, "max_row": 1,
-     "bus_width": 32, "addr_width": 16, "spad_bytes": 1024},
+     "bus_width": 32, "addr_width": 16, "spad_bytes": 1024, "queue_depth": 2},
     {"rows": 64, "cols": 64, "acc_depth": 65536, "read_fifo_depth": 16, "max_row": 4096,
-     "bus_width": 128, "addr_width": 64, "spad_bytes": 1 << 20},
+     "bus_width": 128, "addr_width": 64, "spad_bytes": 1 << 20, "queue_depth": 64},
 ])
 def test_range_limits_accepted(overrides):
     cfg = make(**overrides)
@@ -68,6 +71,7 @@ def test_defaults_and_derived():
     assert cfg.name == "custom"
     assert cfg.read_fifo_depth == 3
     assert cfg.max_row == 1024
+    assert cfg.queue_depth == 8
     assert cfg.vector_unit is True
     assert (cfg.bus_width, cfg.bus_bytes, cfg.addr_width) == (64, 8, 32)
     assert (cfg.spad_bytes, cfg.spad_addr_width) == (65536, 16)

@@ -12,6 +12,7 @@ from amaranth.back import rtlil
 from core_bench import CoreSession, read_csr, run_core, run_golden, write_csr
 from vector_records import BAD_KINDS, Layout, random_record, vector_word
 
+from fpga.boards import board
 from jalapeno import csr
 from jalapeno.compiler import (
     Arena,
@@ -373,14 +374,17 @@ def _race_free(cfg, words, rng, zone, program):
     return out
 
 
-@pytest.mark.parametrize("name", ["tiny", "default"])
-def test_random_streams(name):
+#: ``tiny`` with the iCEBreaker's queues of two entries.
+SHALLOW = dataclasses.replace(preset("tiny"), name="tiny_shallow", queue_depth=2, addr_width=16)
+
+
+@pytest.mark.parametrize("cfg", [preset("tiny"), preset("default"), SHALLOW], ids=lambda c: c.name)
+def test_random_streams(cfg):
     """60 seeded random instruction streams, VECTORs included, one after another on one core:
     each ends with the golden model's code and address within a bounded number of cycles, and
     no byte outside the window changes. The VECTOR records are made race-free
     (:func:`_race_free`): 2 KiB at the top of the scratchpad, loaded once with records that
     are good or bad at random, hold them all."""
-    cfg = preset(name)
     rng = np.random.default_rng(11)
     memory = rng.integers(0, 256, MEMORY, np.uint8)
     window = (0x1000, 0xE000)
@@ -460,7 +464,8 @@ def test_soft_reset_stops_a_run():
     simulate(session.top, host, timeout=100_000)
 
 
-NO_VECTOR = dataclasses.replace(preset("tiny"), name="tiny_novec", vector_unit=False)
+#: The iCEBreaker's design point: no vector unit, queues of two, 17-bit addresses.
+NO_VECTOR = board("icebreaker").config
 
 
 def test_no_vector_unit_has_no_vector_logic():

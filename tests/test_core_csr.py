@@ -23,10 +23,11 @@ from rtl.config import PRESETS, JalapenoConfig, preset
 from rtl.core.csr import BUS_ADDR_WIDTH, Counter, CsrBlock, counts_layout, finish_layout
 
 # Address widths around the edges: the 32 bits of every preset, 16, one that uses _HI, and 64
-# (where WINDOW_LIMIT's and ERROR_ADDR's extra bit does not fit the two registers).
+# (where WINDOW_LIMIT's and ERROR_ADDR's extra bit does not fit the two registers); the
+# smallest also with the smallest queues.
 CUSTOM = {
     "aw16": JalapenoConfig(rows=1, cols=1, acc_depth=2, bus_width=32, addr_width=16,
-                           spad_bytes=1024, max_row=1),
+                           spad_bytes=1024, max_row=1, queue_depth=2),
     "aw40": JalapenoConfig(rows=3, cols=5, acc_depth=64, read_fifo_depth=7, bus_width=128,
                            addr_width=40, spad_bytes=4096, max_row=100),
     "aw64": JalapenoConfig(rows=64, cols=64, acc_depth=65536, read_fifo_depth=16, bus_width=128,

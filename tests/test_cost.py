@@ -7,14 +7,18 @@ The RTL runs on Verilator only (the cycle counts are the simulator's, the same o
 which is too slow for them); each preset's test shares the build of the core bench's group.
 """
 
+import numpy as np
 import pytest
+from core_bench import CoreSession
 
-from jalapeno.compiler.cost import estimate
+from fpga.boards import board
+from jalapeno.compiler.cost import CostParams, estimate
 from jalapeno.models.engine import Engine
 from jalapeno.models.generate import Batcher
 from jalapeno.models.quantize import INT8_FILE, load_quant
 from jalapeno.runtime import open_device
 from jalapeno.runtime.session import Session
+from rtl.bus.stream_sim import simulate
 from rtl.config import PRESETS
 from verification.programs import gemm_program, system_gemm_shapes, tiled_gemm
 
@@ -55,6 +59,30 @@ def test_system_test_programs(name):
             assert result.code.name == "NONE", f"{name}, {what}: {result.code.name}"
             errors[what] = _check(device.config, words, result.cycles, what)
     print(name, {k: f"{v:+.3f}" for k, v in errors.items()})
+
+
+def test_board_design_point():
+    """The iCEBreaker's design point (queues of two, 17-bit addresses) in the Amaranth
+    simulation of its core, on a RAM with the model's read latency: the core's system-test
+    GEMMs, placed in 64 KiB."""
+    cfg = board("icebreaker").config
+    session = CoreSession(cfg, np.zeros(1 << 16, np.uint8), latency=CostParams().latency)
+    programs = [("gemm_program", gemm_program(cfg, 0x1000, 0x2000, 0x3000, 12, 4))]
+    programs += [(name, tiled_gemm(cfg, m, k, n, a_at=0x1000, w_at=0x4000, c_at=0x6000,
+                                   plan=plan)[0])
+                 for name, m, k, n, plan in system_gemm_shapes(cfg)]
+    errors = {}
+
+    async def host(ctx):
+        for what, words in programs:
+            session.place(ctx, 0xC000, words)
+            got = await session.run(ctx, 0xC000, len(words), (0, 1 << 16))
+            assert got.code.name == "NONE", f"{what}: {got.code.name}"
+            errors[what] = _check(cfg, words, got.counters["CYCLES"], what)
+
+    simulate(session.top, host, timeout=2_000_000)
+    assert len(errors) == len(programs)
+    print(cfg.name, {k: f"{v:+.3f}" for k, v in errors.items()})
 
 
 @pytest.mark.xdist_group("verilator-core-default")

@@ -14,9 +14,9 @@ CUSTOM = [
     JalapenoConfig(rows=3, cols=5, acc_depth=64, bus_width=128, addr_width=40, spad_bytes=4096,
                    max_row=100, read_fifo_depth=7),
     JalapenoConfig(rows=1, cols=1, acc_depth=2, read_fifo_depth=3, bus_width=32, addr_width=16,
-                   spad_bytes=1024, max_row=1),
+                   spad_bytes=1024, max_row=1, queue_depth=2),
     JalapenoConfig(rows=64, cols=64, acc_depth=65536, read_fifo_depth=16, bus_width=128,
-                   addr_width=64, spad_bytes=1 << 20, max_row=4096),
+                   addr_width=64, spad_bytes=1 << 20, max_row=4096, queue_depth=64),
     JalapenoConfig(rows=4, cols=4, acc_depth=256, bus_width=32, spad_bytes=8192,
                    vector_unit=False),
 ]
@@ -67,7 +67,7 @@ def test_every_register_and_field_documented():
 
 def test_pinned_offsets():
     """The offsets are the hardware/software interface: moving one is a major version."""
-    assert csr.MAP_VERSION == (1, 1)
+    assert csr.MAP_VERSION == (1, 2)
     assert {name: csr.register(name).offset for name in (
         "ID", "VERSION", "CONFIG_ARRAY", "CONFIG_MEMORY", "CONFIG_VECTOR", "CONTROL", "STATUS",
         "ERROR_CODE", "ERROR_ADDR_LO", "PROGRAM_BASE_LO", "PROGRAM_LENGTH", "WINDOW_BASE_LO",
@@ -94,7 +94,7 @@ def test_access_kinds():
 
 def test_id_and_version():
     assert csr.register("ID").reset.to_bytes(4, "little") == b"JLPN"
-    assert csr.unpack("VERSION", csr.register("VERSION").reset) == {"minor": 1, "major": 1}
+    assert csr.unpack("VERSION", csr.register("VERSION").reset) == {"minor": 2, "major": 1}
 
 
 def test_64_bit_pairs():
@@ -188,7 +188,7 @@ def test_register_unknown(name, message):
 
 
 @pytest.mark.parametrize(("offset", "message"), [
-    (0x14, "no CSR at offset 0x14"),
+    (0x18, "no CSR at offset 0x18"),
     (0x2, "no CSR at offset 0x2"),
     (0x100, "no CSR at offset 0x100"),
     (False, "no CSR at offset False"),
@@ -207,7 +207,7 @@ def test_config_params_cover_the_config():
                                     if f.name != "name")
     for p in csr.CONFIG_PARAMS:
         assert p.field in {f.name for f in csr.register(p.register).fields}
-    assert csr.CONFIG_NAMES == ("CONFIG_ARRAY", "CONFIG_MEMORY", "CONFIG_VECTOR")
+    assert csr.CONFIG_NAMES == ("CONFIG_ARRAY", "CONFIG_MEMORY", "CONFIG_VECTOR", "CONFIG_CORE")
 
 
 @pytest.mark.parametrize("config", [*PRESETS.values(), *CUSTOM],
@@ -227,6 +227,7 @@ def test_config_encoding():
         "CONFIG_ARRAY": 3 | 5 << 8 | 6 << 16 | 7 << 24,
         "CONFIG_MEMORY": 16 | 40 << 8 | 12 << 16,
         "CONFIG_VECTOR": 100,
+        "CONFIG_CORE": 8,
     }
 
 
@@ -242,6 +243,17 @@ def test_config_vector_unit_absent():
     assert csr.config_from_registers(values).vector_unit is True
 
 
+def test_config_queue_depth():
+    """CONFIG_CORE.queue_depth gives the queues' entries; 0 there, as every core of a map
+    before 1.2 reads, is the 8 those cores have."""
+    shallow = dataclasses.replace(PRESETS["tiny"], name="discovered", queue_depth=2)
+    values = csr.config_registers(shallow)
+    assert values["CONFIG_CORE"] == 2
+    assert csr.config_from_registers(values) == shallow
+    values["CONFIG_CORE"] = 0
+    assert csr.config_from_registers(values).queue_depth == 8
+
+
 def test_config_from_a_full_register_dump():
     values = {reg.name: reg.reset for reg in csr.REGISTERS if reg.reset is not None}
     values.update(csr.config_registers(PRESETS["tiny"]))
@@ -253,6 +265,7 @@ def test_config_ignores_reserved_bits():
     values = csr.config_registers(PRESETS["default"])
     values["CONFIG_MEMORY"] |= 0xFF00_0000
     values["CONFIG_VECTOR"] |= 0xFFFE_0000
+    values["CONFIG_CORE"] |= 0xFFFF_FF00
     assert csr.config_from_registers(values) == dataclasses.replace(PRESETS["default"],
                                                                     name="discovered")
 
@@ -264,8 +277,9 @@ def _default_with(name, **fields):
 
 
 @pytest.mark.parametrize(("values", "message"), [
-    ({"CONFIG_ARRAY": 0, "CONFIG_MEMORY": 0}, "missing configuration CSRs: CONFIG_VECTOR"),
-    ({}, "missing configuration CSRs: CONFIG_ARRAY, CONFIG_MEMORY, CONFIG_VECTOR"),
+    ({"CONFIG_ARRAY": 0, "CONFIG_MEMORY": 0, "CONFIG_CORE": 8},
+     "missing configuration CSRs: CONFIG_VECTOR"),
+    ({}, "missing configuration CSRs: CONFIG_ARRAY, CONFIG_MEMORY, CONFIG_VECTOR, CONFIG_CORE"),
     ({**csr.config_registers(PRESETS["tiny"]), "BOGUS": 1}, "no CSR named 'BOGUS'"),
     ({**csr.config_registers(PRESETS["tiny"]), "CONFIG_VECTOR": -1},
      "a CONFIG_VECTOR value must be an integer in [0, 2**32), not -1"),

@@ -6,7 +6,7 @@ instruction at a time in program order, keeping for each resource the cycle it i
 * **Fetch**: one 32-byte burst per instruction, :data:`FETCH_OUTSTANDING` slots, a slot free
   again when decode takes its instruction; its beats share the read channel with the LOADs'.
 * **Decode and dispatch**: one instruction a cycle in program order (a VECTOR takes up to 17),
-  into queues of :data:`QUEUE_DEPTH`; a full queue stops dispatch for every queue.
+  into queues of ``config.queue_depth``; a full queue stops dispatch for every queue.
 * **Load and store queues**: each transfer is one burst per row (more past 256 beats or a
   4 KiB boundary), issued in order across the queue's transfers with at most
   :data:`DMA_OUTSTANDING` in flight; each burst's beats take the first free cycles of the
@@ -32,7 +32,6 @@ from rtl.config import JalapenoConfig
 __all__ = ["CostParams", "Estimate", "estimate"]
 
 FETCH_OUTSTANDING = 4
-QUEUE_DEPTH = 8
 DMA_OUTSTANDING = 8
 
 
@@ -204,8 +203,8 @@ def estimate(config: JalapenoConfig, words, *, params: CostParams = CostParams()
         queue = Queue(f["queue"]) if opcode == Opcode.SYNC else QUEUE_OF[opcode]
         # decode and dispatch
         dispatch = max(arrive, decode_free)
-        if len(started[queue]) >= QUEUE_DEPTH:
-            dispatch = max(dispatch, started[queue][-QUEUE_DEPTH])
+        if len(started[queue]) >= config.queue_depth:
+            dispatch = max(dispatch, started[queue][-config.queue_depth])
         decode_free = dispatch + (params.vector_decode if opcode == Opcode.VECTOR else 1)
         dispatched.append(dispatch)
         # tokens
@@ -219,8 +218,8 @@ def estimate(config: JalapenoConfig, words, *, params: CostParams = CostParams()
         start = ready
         if opcode in (Opcode.LOAD, Opcode.STORE):
             done = transfers[queue]
-            if len(done) > DMA_OUTSTANDING:
-                start = max(start, done[-DMA_OUTSTANDING])
+            if len(done) > config.queue_depth:  # transfers the queue has not seen complete
+                start = max(start, done[-config.queue_depth])
             bursts, beats = _bursts(f, nb)
             if opcode == Opcode.LOAD:
                 end = read.transfer(engines[queue], start, bursts, beats, params.latency) + \

@@ -31,7 +31,7 @@ class Core(wiring.Component):
     The host sets the program and the window through the CSR block (``csr``), writes
     ``CONTROL.start`` and waits for ``irq``. The fetch stage reads instructions through the
     shared AXI4 master (``bus``); the decoder checks them in program order and hands each to
-    the load, compute or store queue (:data:`QUEUE_DEPTH` entries each), whose executors run
+    the load, compute or store queue (``config.queue_depth`` entries each), whose executors run
     concurrently and meet only through dependency tokens: LOADs and STOREs as descriptors of
     the DMA's read and write engines, GEMMs as tiles of the matrix unit fed from the
     scratchpad, VECTORs on the vector unit (:class:`~rtl.core.vector_exec.VectorExec`) from
@@ -69,9 +69,6 @@ class Core(wiring.Component):
     TypeError
         If ``config`` is not a :class:`JalapenoConfig`.
     """
-
-    #: Entries of each queue between the decoder and its executor.
-    QUEUE_DEPTH = 8
 
     def __init__(self, config):
         check_config(config)
@@ -159,7 +156,7 @@ class Core(wiring.Component):
                                     csr.window_limit)),
         ]
         for queue, executor in executors.items():
-            entries = fifo.SyncFIFO(width=dispatch_layout(cfg).size, depth=self.QUEUE_DEPTH)
+            entries = fifo.SyncFIFO(width=dispatch_layout(cfg).size, depth=cfg.queue_depth)
             m.submodules[f"{queue.name.lower()}_queue"] = entries
             out = decoder.queue_port(queue)
             m.d.comb += [

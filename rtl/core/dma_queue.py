@@ -19,7 +19,7 @@ class DmaQueue(wiring.Component):
     read (write) engine, and each SYNC waits for the queue's earlier transfers.
 
     Instructions pass :class:`~rtl.core.issue.IssueStage` (tokens taken, instructions after a
-    failure dropped). Descriptors then go to the engine back to back, up to :attr:`PENDING`
+    failure dropped). Descriptors then go to the engine back to back, up to ``config.queue_depth``
     not yet done, so the DMA overlaps a queue's transfers as it overlaps descriptors. When
     the engine reports one done, its instruction gives its tokens, or its code is reported.
 
@@ -60,9 +60,6 @@ class DmaQueue(wiring.Component):
         If ``opcode`` is not ``LOAD`` or ``STORE``.
     """
 
-    #: Descriptors handed to the engine and not yet reported done, at most.
-    PENDING = 8
-
     def __init__(self, config, opcode):
         check_config(config)
         if opcode not in (Opcode.LOAD, Opcode.STORE):
@@ -96,7 +93,7 @@ class DmaQueue(wiring.Component):
 
         # What each descriptor in the engine owes when it is done: its address and tokens.
         owed_layout = data.StructLayout({"addr": cfg.addr_width, "push": token_layout()})
-        m.submodules.owed = owed = fifo.SyncFIFO(width=owed_layout.size, depth=self.PENDING)
+        m.submodules.owed = owed = fifo.SyncFIFO(width=owed_layout.size, depth=cfg.queue_depth)
         sync = field(word, None, "opcode") == Opcode.SYNC
         push = Signal(token_layout())
         m.d.comb += [push.prev.eq(f("push_prev")), push.next.eq(f("push_next"))]
