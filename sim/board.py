@@ -1,9 +1,14 @@
 """The board as the board simulation builds it: :class:`~fpga.soc.BoardSoC` with block-RAM
 memory and a fast UART, so that a frame takes hundreds of cycles, not tens of thousands."""
 
+from fpga.boards import BOARDS
 from fpga.soc import BoardSoC
 
-__all__ = ["BoardSystem", "SIM_DIVISOR", "SIM_MEMORY_BYTES"]
+__all__ = ["BOARD_POINTS", "BoardSystem", "SIM_DIVISOR", "SIM_MEMORY_BYTES"]
+
+#: The design points the boards carry, by name (``tiny_matrix``, ``default_matrix``): the
+#: board simulation runs the core a board is built with.
+BOARD_POINTS = {board.config.name: board.config for board in BOARDS.values()}
 
 #: Clock cycles per UART bit in simulation.
 SIM_DIVISOR = 8

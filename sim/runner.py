@@ -13,10 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree
 
-from rtl.config import PRESETS
-
 from .toolchain import BUILD, apply
-from .verilog import generate
+from .verilog import DESIGN_POINTS, generate
 
 __all__ = ["BENCHES", "SIMULATORS", "BenchFailure", "BenchBuild", "build_bench",
            "simulate_bench", "run_bench"]
@@ -145,7 +143,7 @@ def build_bench(bench, *, preset="default", sim="verilator", waves=False, quiet=
     from cocotb_tools.runner import get_runner
 
     _check("bench", bench, BENCHES)
-    _check("preset", preset, PRESETS)
+    _check("preset", preset, DESIGN_POINTS)
     _check("simulator", sim, SIMULATORS)
     apply()
     top, module = BENCHES[bench]
@@ -271,7 +269,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="Run one cocotb bench.")
     parser.add_argument("bench", choices=list(BENCHES))
     parser.add_argument("--sim", choices=SIMULATORS, default="verilator")
-    parser.add_argument("--preset", choices=list(PRESETS), default="default")
+    parser.add_argument("--preset", choices=list(DESIGN_POINTS), default="default")
     parser.add_argument("--waves", action="store_true", help="dump a trace")
     parser.add_argument("--filter", dest="test_filter", help="regex of cocotb tests to run")
     parser.add_argument("--seed", type=int)

@@ -8,18 +8,18 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
-from rtl.config import PRESETS, JalapenoConfig, preset
+from rtl.config import PRESETS, JalapenoConfig
 from rtl.core.core import Core
 from rtl.systolic.matrix_unit import MatrixUnit
 from rtl.vector.unit import VectorUnit
 
 from .axi_copy import AxiCopy
-from .board import BoardSystem
+from .board import BOARD_POINTS, BoardSystem
 from .core_system import CoreSystem
 from .dma_system import DmaSystem
 from .toolchain import BUILD, apply
 
-__all__ = ["TOPS", "make_top", "generate"]
+__all__ = ["TOPS", "DESIGN_POINTS", "make_top", "generate"]
 
 #: Every top that can be simulated or synthesized, by name: a factory taking the config.
 TOPS = {
@@ -33,6 +33,9 @@ TOPS = {
     # The board's core, memory and UART host bridge (fpga.soc), as simulation builds it.
     "board": BoardSystem,
 }
+
+#: The design points simulation builds, by name: the presets and the boards' cores.
+DESIGN_POINTS = {**PRESETS, **BOARD_POINTS}
 
 
 def make_top(top: str, config: JalapenoConfig):
@@ -87,7 +90,7 @@ def generate(top: str, preset_name: str, *, sim: str = "verilator",
     instantiates (its ``verilog_modules`` text, if it has one) follow the generated ones.
     """
     apply()
-    elaboratable = make_top(top, preset(preset_name))
+    elaboratable = make_top(top, DESIGN_POINTS[preset_name])
     text = verilog.convert(elaboratable, name=top, emit_src=False)
     text += getattr(elaboratable, "verilog_modules", "")
     suffix = ".v"
@@ -105,8 +108,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="Generate Verilog of Jalapeño tops.")
     parser.add_argument("--top", choices=list(TOPS), action="append",
                         help="top to generate (default: all)")
-    parser.add_argument("--preset", choices=list(PRESETS), action="append",
-                        help="preset to generate (default: all)")
+    parser.add_argument("--preset", choices=list(DESIGN_POINTS), action="append",
+                        help="preset or board design point to generate (default: every "
+                             "preset)")
     args = parser.parse_args(argv)
     for top in args.top or TOPS:
         for name in args.preset or PRESETS:

@@ -12,6 +12,7 @@ import shutil
 
 import pytest
 
+from fpga.boards import board
 from rtl.config import PRESETS
 from sim.runner import run_bench
 
@@ -21,10 +22,12 @@ _BINARY = {"verilator": None, "icarus": "iverilog"}
 #: bench, whose copy master only takes the bus width from the preset, on the default one; the
 #: DMA on every preset (32-, 64- and 128-bit buses); the core on its RTL memory on every
 #: preset (its 256 x 256 x 256 bench GEMM too, on Verilator), and on the Python AXI RAM on
-#: every preset; the board (core, memory, UART bridge, driven by the fpga backend) on tiny,
-#: the iCEBreaker's design point.
+#: every preset; the board (core, memory, UART bridge, driven by the fpga backend) on the
+#: iCEBreaker's design point (``tiny`` without the vector unit, queues of two, 17-bit
+#: addresses).
 BENCH_PRESETS = {"matrix_unit": PRESETS, "vector_unit": PRESETS, "axi_ram": ("default",),
-                 "dma": PRESETS, "core": PRESETS, "core_model_ram": PRESETS, "board": ("tiny",)}
+                 "dma": PRESETS, "core": PRESETS, "core_model_ram": PRESETS,
+                 "board": (board("icebreaker").config.name,)}
 
 
 def _bench_param(bench, preset):

@@ -10,6 +10,7 @@ rejects them, the host retries, and memory ends exactly as on the golden backend
 
 import os
 from collections import deque
+from dataclasses import replace
 
 import cocotb
 import numpy as np
@@ -18,11 +19,11 @@ from cocotb.task import bridge, resume
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
 
 from jalapeno.isa import INSTRUCTION_BYTES, CoreError, Opcode, encode
-from jalapeno.runtime import open_device
 from jalapeno.runtime.fpga import FpgaDevice
+from jalapeno.runtime.golden import GoldenDevice
 from jalapeno.runtime.link import MAX_BURST, SYNC, Command
-from rtl.config import preset
 from sim.board import SIM_DIVISOR, SIM_MEMORY_BYTES
+from sim.verilog import DESIGN_POINTS
 from verification.programs import GemmLayout, tiled_gemm
 from verification.stimulus import random_int8
 
@@ -155,13 +156,14 @@ def _run_on(device, image, words, operands_at):
 def _board_equals_golden(line, seed, log):
     """Run one GEMM on the board through ``line`` and on the golden backend; check they
     agree bit for bit and the product is NumPy's."""
-    config = preset(os.environ["JALAPENO_PRESET"])
+    config = DESIGN_POINTS[os.environ["JALAPENO_PRESET"]]
     image, words, layout, a, w = _gemm(config, seed)
     resent = []
     with FpgaDevice(line, memory_bytes=SIM_MEMORY_BYTES, log=resent.append) as board:
-        assert board.config == config, f"board reports {board.config}"
+        assert replace(board.config, name=config.name) == config, \
+            f"board reports {board.config}"
         got, memory = _run_on(board, image, words, layout.a_at)
-    with open_device("golden", preset=config.name, memory_bytes=SIM_MEMORY_BYTES) as golden:
+    with GoldenDevice(config, memory_bytes=SIM_MEMORY_BYTES) as golden:
         want, want_memory = _run_on(golden, image, words, layout.a_at)
     where = f"seed {seed}"
     assert got.code == CoreError.NONE == want.code, f"{where}: {got.code!r}, golden {want.code!r}"
@@ -207,7 +209,7 @@ async def run_test_damaged_frames_are_retried(dut):
 
 def _timeout_then_end(line):
     """A long GEMM (on the zeros memory starts with) past a 1000-cycle limit, then END."""
-    config = preset(os.environ["JALAPENO_PRESET"])
+    config = DESIGN_POINTS[os.environ["JALAPENO_PRESET"]]
     layout = GemmLayout.packed(config, 64, 64, 64, at=0x4000, align=256)
     words, _ = tiled_gemm(config, 64, 64, 64, a_at=layout.a_at, w_at=layout.w_at,
                           c_at=layout.c_at, plan=layout.plan)
