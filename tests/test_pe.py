@@ -33,12 +33,16 @@ async def write_weight(ctx, pe, banks, value):
     ctx.set(pe.w_we, 0)
 
 
-async def step(ctx, pe, *, a, bank, psum, en=1):
-    """Present one set of inputs for one edge; return ``(a_out, bank_out, psum_out)``."""
+async def step(ctx, pe, *, a, bank, psum, weight, en=1):
+    """Present one set of inputs for one edge, ``a * weight`` coming back from the
+    multipliers as ``product``; check the PE offers them ``a`` and ``weight`` (the weight of
+    ``bank``); return ``(a_out, bank_out, psum_out)``."""
     ctx.set(pe.en, en)
     ctx.set(pe.a_in, a)
     ctx.set(pe.bank_in, bank)
     ctx.set(pe.psum_in, psum)
+    ctx.set(pe.product, a * weight)
+    assert (ctx.get(pe.mul_a), ctx.get(pe.mul_w)) == (a, weight), "multiplier operands"
     await ctx.tick()
     return ctx.get(pe.a_out), ctx.get(pe.bank_out), ctx.get(pe.psum_out)
 
@@ -47,14 +51,14 @@ def test_banks_written_independently():
     async def bench(ctx, pe):
         await write_weight(ctx, pe, 0b01, 3)
         await write_weight(ctx, pe, 0b10, -5)
-        assert await step(ctx, pe, a=7, bank=0, psum=10) == (7, 0, 31)
-        assert await step(ctx, pe, a=7, bank=1, psum=10) == (7, 1, -25)
+        assert await step(ctx, pe, a=7, bank=0, psum=10, weight=3) == (7, 0, 31)
+        assert await step(ctx, pe, a=7, bank=1, psum=10, weight=-5) == (7, 1, -25)
         await write_weight(ctx, pe, 0b10, 9)
-        assert await step(ctx, pe, a=-2, bank=0, psum=0) == (-2, 0, -6)
-        assert await step(ctx, pe, a=-2, bank=1, psum=0) == (-2, 1, -18)
+        assert await step(ctx, pe, a=-2, bank=0, psum=0, weight=3) == (-2, 0, -6)
+        assert await step(ctx, pe, a=-2, bank=1, psum=0, weight=9) == (-2, 1, -18)
         await write_weight(ctx, pe, 0b11, 2)
-        assert await step(ctx, pe, a=-2, bank=0, psum=1) == (-2, 0, -3)
-        assert await step(ctx, pe, a=-2, bank=1, psum=1) == (-2, 1, -3)
+        assert await step(ctx, pe, a=-2, bank=0, psum=1, weight=2) == (-2, 0, -3)
+        assert await step(ctx, pe, a=-2, bank=1, psum=1, weight=2) == (-2, 1, -3)
 
     run(bench)
 
@@ -71,7 +75,7 @@ def test_known_answers(bank, a, w, psum, expected):
     async def bench(ctx, pe):
         await write_weight(ctx, pe, 1 << bank, w)
         await write_weight(ctx, pe, 1 << (1 - bank), 0)
-        assert await step(ctx, pe, a=a, bank=bank, psum=psum) == (a, bank, expected)
+        assert await step(ctx, pe, a=a, bank=bank, psum=psum, weight=w) == (a, bank, expected)
 
     run(bench)
 
@@ -84,8 +88,10 @@ def test_extreme_sums_are_exact(row):
     async def bench(ctx, pe):
         await write_weight(ctx, pe, 0b01, -128)
         await write_weight(ctx, pe, 0b10, 127)
-        assert await step(ctx, pe, a=-128, bank=0, psum=high) == (-128, 0, high + 16384)
-        assert await step(ctx, pe, a=-128, bank=1, psum=low) == (-128, 1, low - 16256)
+        assert await step(ctx, pe, a=-128, bank=0, psum=high, weight=-128) == \
+            (-128, 0, high + 16384)
+        assert await step(ctx, pe, a=-128, bank=1, psum=low, weight=127) == \
+            (-128, 1, low - 16256)
 
     run(bench, row)
 
@@ -97,14 +103,14 @@ def test_psum_widths_grow_with_the_row():
 def test_en_low_holds_registers_but_not_weights():
     async def bench(ctx, pe):
         await write_weight(ctx, pe, 0b11, 4)
-        held = await step(ctx, pe, a=5, bank=1, psum=100)
+        held = await step(ctx, pe, a=5, bank=1, psum=100, weight=4)
         assert held == (5, 1, 120)
         for value in (-7, 11):
-            assert await step(ctx, pe, a=-1, bank=0, psum=-50, en=0) == held
+            assert await step(ctx, pe, a=-1, bank=0, psum=-50, weight=4, en=0) == held
             await write_weight(ctx, pe, 0b10, value)
             assert (ctx.get(pe.a_out), ctx.get(pe.bank_out), ctx.get(pe.psum_out)) == held
-        assert await step(ctx, pe, a=3, bank=1, psum=1) == (3, 1, 34)
-        assert await step(ctx, pe, a=3, bank=0, psum=1) == (3, 0, 13)
+        assert await step(ctx, pe, a=3, bank=1, psum=1, weight=11) == (3, 1, 34)
+        assert await step(ctx, pe, a=3, bank=0, psum=1, weight=4) == (3, 0, 13)
 
     run(bench)
 
@@ -132,7 +138,7 @@ def test_random_against_model(row, seed):
             ctx.set(pe.w_data, w_data)
             if en:
                 out = (a, bank, psum + a * weight[bank])
-            got = await step(ctx, pe, a=a, bank=bank, psum=psum, en=en)
+            got = await step(ctx, pe, a=a, bank=bank, psum=psum, weight=weight[bank], en=en)
             assert got == out, f"seed {seed}, cycle {cycle}"
             weight = [w_data if we >> b & 1 else weight[b] for b in range(2)]
 

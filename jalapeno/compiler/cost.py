@@ -15,6 +15,11 @@ instruction at a time in program order, keeping for each resource the cycle it i
   its results are written :attr:`CostParams.gemm_latency` cycles after its last read; a GEMM
   that gives a token, a SYNC and a VECTOR first wait until the matrix unit has written every
   tile. A VECTOR costs what ``docs/core.md`` gives for its op.
+* **Accumulator port**: the matrix unit writes each GEMM's ``m`` result rows in the ``m``
+  cycles up to its last; a STORE from the accumulator reads rows only in the cycles left
+  free, so each of those cycles within the STORE delays its completion by one (applied when
+  the later GEMM is reached, to every place the STORE's completion was recorded; a trace
+  shows the undelayed end).
 * **Tokens**: the ``n``-th pop of a direction waits for the ``n``-th push's completion.
 
 The figures in :class:`CostParams` were fitted to cycles measured on the RTL; the model is
@@ -44,8 +49,8 @@ class CostParams:
     #: Memory read latency: AR to the first R beat (``sim.core_system.READ_LATENCY``).
     latency: int = 20
     #: From a GEMM's last read to its last result in the accumulator memory, past
-    #: ``rows + cols``.
-    gemm_latency: int = 5
+    #: ``rows + cols`` (the products' two registers are two of them).
+    gemm_latency: int = 7
     #: Cycles between two GEMMs on the compute read port.
     gemm_gap: int = 1
     #: Fixed cost of a VECTOR (record header, pipeline fill and drain).
@@ -160,6 +165,34 @@ class _Master:
         self.ends.append(end)
 
 
+class _AccStores:
+    """The STOREs from the accumulator memory, whose rows are read only in cycles the matrix
+    unit leaves its one port free: a GEMM's result rows, written after the STORE was
+    estimated (it comes later in the program), push back the end of each STORE it overlaps,
+    wherever that end was recorded."""
+
+    def __init__(self):
+        self.stores = []  # [start, end, [(list, index) holding the end]]
+
+    def add(self, start, end, places):
+        self.stores.append([start, end, places])
+
+    def update(self, lo, hi):
+        """The matrix unit writes result rows in cycles ``[lo, hi)``; returns the latest end
+        of a STORE it delayed (0 if none)."""
+        latest = 0
+        for store in self.stores:
+            start, end, places = store
+            stall = max(0, min(hi, end) - max(lo, start))
+            if stall:
+                store[1] = end + stall
+                for values, index in places:
+                    values[index] += stall
+                latest = max(latest, store[1])
+        self.stores = [s for s in self.stores if s[1] > lo]
+        return latest
+
+
 def estimate(config: JalapenoConfig, words, *, params: CostParams = CostParams(), trace=False):
     """Predict the cycles of the program ``words`` (ending in END) from its start to END, and
     with ``trace`` when each instruction would be dispatched, start and end.
@@ -183,6 +216,7 @@ def estimate(config: JalapenoConfig, words, *, params: CostParams = CostParams()
     pushes = {}
     pops = {}
     mu_written = 0
+    acc_stores = _AccStores()
     port_free = 0
     finish = 0
     timeline = []
@@ -234,8 +268,9 @@ def estimate(config: JalapenoConfig, words, *, params: CostParams = CostParams()
             start = max(start, port_free)
             reads_end = start + f["k"] + f["m"]
             port_free = reads_end + params.gemm_gap
-            mu_written = max(mu_written, reads_end + params.gemm_latency + config.rows
-                             + config.cols)
+            written = reads_end + params.gemm_latency + config.rows + config.cols
+            finish = max(finish, acc_stores.update(written - f["m"], written))
+            mu_written = max(mu_written, written)
             end = mu_written if f["push_prev"] or f["push_next"] else reads_end
             queue_free[queue] = end if end == mu_written else start
         elif opcode == Opcode.VECTOR:
@@ -254,8 +289,14 @@ def estimate(config: JalapenoConfig, words, *, params: CostParams = CostParams()
             timeline.append((opcode, queue, dispatch, start, end))
         started[queue].append(start)
         finish = max(finish, end)
+        places = []
         for flag, step in (("push_prev", -1), ("push_next", +1)):
             if f[flag]:
-                pushes.setdefault((queue, Queue(queue + step)), []).append(end)
+                pushed = pushes.setdefault((queue, Queue(queue + step)), [])
+                pushed.append(end)
+                places.append((pushed, len(pushed) - 1))
+        if opcode == Opcode.STORE and f["local_addr"] >= config.acc_base:
+            done = transfers[Queue.STORE]
+            acc_stores.add(start, end, [(done, len(done) - 1), *places])
     return Estimate(int(round(finish + params.finish)), {q.name: b for q, b in busy.items()},
                     timeline)

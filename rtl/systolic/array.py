@@ -6,6 +6,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import JalapenoConfig
+from .multipliers import Multipliers
 from .pe import ProcessingElement, psum_shape
 from .skew import Skew
 
@@ -91,8 +92,9 @@ class SystolicArray(wiring.Component):
 
     @property
     def latency(self):
-        """Enabled cycles from accepting an activation vector to offering its result."""
-        return self._config.rows + self._config.cols - 1
+        """Enabled cycles from accepting an activation vector to offering its result: the
+        skew, the products' pipeline and the deskew."""
+        return self._config.rows + self._config.cols - 1 + Multipliers.LATENCY
 
     def elaborate(self, platform):
         m = Module()
@@ -122,12 +124,17 @@ class SystolicArray(wiring.Component):
                 skew_w.i[c].valid.eq(self.weights.valid),
             ]
 
+        m.submodules.products = products = Multipliers(cfg, cfg.rows * cfg.cols)
+        m.d.comb += products.en.eq(en)
         pes = [[ProcessingElement(cfg, row=r) for _ in range(cfg.cols)] for r in range(cfg.rows)]
         for r, row in enumerate(pes):
             for c, pe in enumerate(row):
                 m.submodules[f"pe_{r}_{c}"] = pe
                 left = row[c - 1] if c else None
+                lane = r * cfg.cols + c
                 m.d.comb += [
+                    products.a[lane].eq(pe.mul_a), products.w[lane].eq(pe.mul_w),
+                    pe.product.eq(products.p[lane]),
                     pe.en.eq(en),
                     pe.a_in.eq(left.a_out if left else skew_a.o[r]),
                     pe.bank_in.eq(left.bank_out if left else skew_bank.o[r]),

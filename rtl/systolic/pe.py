@@ -21,11 +21,17 @@ def psum_shape(config: JalapenoConfig, row: int):
 
 
 class ProcessingElement(wiring.Component):
-    """Multiply an activation by a stationary weight and add it to the partial sum from above.
+    """Add an activation times a stationary weight to the partial sum from above.
 
     The PE holds two weight registers (banks). The bank an activation uses travels with it
     through the array, so a new weight tile can be written into one bank while activations
     of the current tile still flow through the other: back-to-back tiles need no bubble.
+
+    The product itself is the array's (:class:`~rtl.systolic.multipliers.Multipliers`, the
+    FPGAs' DSP blocks): the PE offers the activation and its weight as ``mul_a`` and
+    ``mul_w`` and adds ``product`` when it returns, ``Multipliers.LATENCY`` enabled cycles
+    later. The partial sum from above arrives just as late, since every PE of the column
+    above waited as long, so the sums meet the products they belong with.
 
     The activation moves one PE to the right and the partial sum one PE down per enabled
     cycle. The partial sum is as wide as :func:`psum_shape` of the PE's row, so it is exact.
@@ -46,7 +52,12 @@ class ProcessingElement(wiring.Component):
     psum_in : In(psum_shape(config, max(row - 1, 0)))
         Partial sum from the PE above (zero for the top row).
     a_out, bank_out, psum_out : Out
-        Registered activation and bank to the right, registered partial sum downwards.
+        Registered activation and bank to the right, registered partial sum downwards:
+        ``psum_in + product``.
+    mul_a, mul_w : Out(signed(in_width))
+        The multiplier's operands: ``a_in`` and the weight of bank ``bank_in``.
+    product : In(signed(2 * in_width))
+        The product of the operands offered ``Multipliers.LATENCY`` enabled cycles earlier.
     w_data : In
         Weight to write.
     w_we : In(2)
@@ -66,6 +77,9 @@ class ProcessingElement(wiring.Component):
             "psum_out": Out(psum_shape(config, row)),
             "w_data": In(a_shape),
             "w_we": In(2),
+            "mul_a": Out(a_shape),
+            "mul_w": Out(a_shape),
+            "product": In(signed(2 * config.in_width)),
         })
 
     def elaborate(self, platform):
@@ -74,11 +88,12 @@ class ProcessingElement(wiring.Component):
         for bank, reg in enumerate(weight):
             with m.If(self.w_we[bank]):
                 m.d.sync += reg.eq(self.w_data)
-        product = self.a_in * Mux(self.bank_in, weight[1], weight[0])
+        m.d.comb += [self.mul_a.eq(self.a_in),
+                     self.mul_w.eq(Mux(self.bank_in, weight[1], weight[0]))]
         with m.If(self.en):
             m.d.sync += [
                 self.a_out.eq(self.a_in),
                 self.bank_out.eq(self.bank_in),
-                self.psum_out.eq(self.psum_in + product),
+                self.psum_out.eq(self.psum_in + self.product),
             ]
         return m
