@@ -72,10 +72,12 @@ def plan(brd: Board, directory: Path | None = None) -> Path:
     directory = directory or out_dir(brd)
     platform: Platform = brd.make_platform()
     synth_opts = "-dsp" if brd.family == "ice40" else ""
+    # router2 routes the congested ECP5 core where router1 does not converge.
+    router = "" if brd.family == "ice40" else " --router router2"
     build_plan = platform.build(
         BoardTop(brd), name="top", do_build=False, synth_opts=synth_opts,
         script_after_synth="tee -q -o synth_stat.json stat -json",
-        nextpnr_opts="--report nextpnr.json --timing-allow-fail")
+        nextpnr_opts="--report nextpnr.json --timing-allow-fail" + router)
     build_plan.extract(str(directory))
     return directory
 

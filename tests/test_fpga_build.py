@@ -32,6 +32,7 @@ def test_build_plan(name, tmp_path):
     assert "stat -json" in synth
     assert ("synth_ice40 -dsp" if brd.family == "ice40" else "synth_ecp5") in synth
     assert "--report nextpnr.json" in script and "--timing-allow-fail" in script
+    assert ("--router router2" in script) == (brd.family == "ecp5")
     if brd.family == "ice40":
         pins = (directory / "top.pcf").read_text()
         # UART rx/tx of the iCEBreaker's FTDI, four LEDs, the 30 MHz constraint.

@@ -33,11 +33,14 @@ class Multipliers(wiring.Component):
     operands taken at an enabled edge come out as their product :data:`LATENCY` enabled edges
     later, and nothing moves while ``en`` is low.
 
-    The two registers are the DSP blocks' own: the input and the product register of an
-    iCE40 SB_MAC16 or an ECP5 MULT18X18D. With both inside the block, no path starts or ends
-    in a DSP's combinational logic, so nextpnr's timing (which does not model the SB_MAC16's
-    internal delay) is one the board meets. Every design point has this latency, so the
-    simulated core runs cycle for cycle as the boards do.
+    The two registers are where a DSP block has its own: the input and the product
+    registers of an iCE40 SB_MAC16 (an ECP5 MULT18X18D's input and output registers). With
+    both inside the block, no path starts or ends in a DSP's combinational logic, so
+    nextpnr's timing (which does not model the SB_MAC16's internal delay) is one the board
+    meets. Every design point has this latency, so the simulated core runs cycle for cycle as
+    the boards do. On the iCE40 the blocks are instantiated with their registers on (below);
+    elsewhere the registers are flip-flops beside a multiply, and Yosys does not move them
+    into an ECP5 MULT18X18D, which would need instantiating the same way.
 
     On an iCE40 (a ``platform`` whose ``family`` is ``"iCE40"``, as Amaranth's SiliconBlue
     platforms, the iCEBreaker's among them, spell it) the products are built from
