@@ -124,17 +124,23 @@ class SystolicArray(wiring.Component):
                 skew_w.i[c].valid.eq(self.weights.valid),
             ]
 
-        m.submodules.products = products = Multipliers(cfg, cfg.rows * cfg.cols)
-        m.d.comb += products.en.eq(en)
+        # The products two PEs at a time (an iCE40 SB_MAC16 holds two), each pair in its own
+        # small unit: one wide unit would make every PE's operands one wide signal, which an
+        # event-driven simulator re-evaluates whole for each PE's change.
+        lanes = cfg.rows * cfg.cols
+        products = [Multipliers(cfg, min(2, lanes - lane)) for lane in range(0, lanes, 2)]
+        for k, pair in enumerate(products):
+            m.submodules[f"products_{k}"] = pair
+            m.d.comb += pair.en.eq(en)
         pes = [[ProcessingElement(cfg, row=r) for _ in range(cfg.cols)] for r in range(cfg.rows)]
         for r, row in enumerate(pes):
             for c, pe in enumerate(row):
                 m.submodules[f"pe_{r}_{c}"] = pe
                 left = row[c - 1] if c else None
-                lane = r * cfg.cols + c
+                pair, lane = divmod(r * cfg.cols + c, 2)
                 m.d.comb += [
-                    products.a[lane].eq(pe.mul_a), products.w[lane].eq(pe.mul_w),
-                    pe.product.eq(products.p[lane]),
+                    products[pair].a[lane].eq(pe.mul_a), products[pair].w[lane].eq(pe.mul_w),
+                    pe.product.eq(products[pair].p[lane]),
                     pe.en.eq(en),
                     pe.a_in.eq(left.a_out if left else skew_a.o[r]),
                     pe.bank_in.eq(left.bank_out if left else skew_bank.o[r]),
