@@ -1,11 +1,17 @@
 """The int8 multipliers: the generic pipeline simulated against a model, and the iCE40 SB_MAC16
-mapping proven equivalent to it.
+and ECP5 MULT18X18D mappings proven equivalent to it.
 
-The proofs read both elaborations and Yosys's SB_MAC16 simulation model (the module cut out of
-``share/ice40/cells_sim.v``: the whole file takes YoWASP Yosys over a minute to parse) into
-YoWASP Yosys, which only sees files under its working directory. The SB_MAC16's registers reset
-asynchronously (``async2sync`` models that); the generic ones synchronously, so in a cycle with
-``rst`` high the two differ, and every comparison skips those cycles. Two proofs:
+The proofs read both elaborations and a simulation model of the block into YoWASP Yosys, which
+only sees files under its working directory. For the SB_MAC16 the model is Yosys's own (the
+module cut out of ``share/ice40/cells_sim.v``: the whole file takes YoWASP Yosys over a minute
+to parse). Yosys has none for the MULT18X18D, only a black box, so :data:`MULT18X18D_MODEL`
+writes down the part the mapping uses, as Lattice's sysDSP usage guide (FPGA-TN-02205)
+describes it. Where the guide leaves a choice open the model takes the one that demands more
+of the mapping: its synchronous reset acts only with the clock enable high.
+
+The SB_MAC16's registers reset asynchronously (``async2sync`` models that); the generic ones
+synchronously, so in a cycle with ``rst`` high the two differ, and every comparison skips those
+cycles. Two proofs:
 
 * from reset, with ``rst`` low, the outputs agree on every cycle: ``sat -tempinduct`` from the
   all-zero state, unbounded. Before it, the signed ``$mul`` cells are rewritten as unsigned
@@ -19,7 +25,8 @@ asynchronously (``async2sync`` models that); the generic ones synchronously, so 
   for minutes.)
 
 Broken mappings (unsigned operands, the two lanes of a block swapped, no product register, a
-block without its bottom-half reset) must each FAIL a proof, so the proofs cannot pass
+block without its bottom-half reset; on the ECP5 an operand zero-extended, no output register,
+a reset that waits for the clock enable) must each FAIL a proof, so the proofs cannot pass
 vacuously.
 """
 
@@ -35,6 +42,7 @@ from amaranth import Cat, Const
 from amaranth.back import rtlil
 from amaranth.hdl import Instance
 from amaranth_boards.icebreaker import ICEBreakerPlatform
+from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
 import rtl.systolic.multipliers as multipliers
 from rtl.bus.stream_sim import simulate
@@ -67,6 +75,60 @@ module signed_mul (A, B, Y);
     _TECHMAP_REPLACE_ (.A(a_ext), .B(b_ext), .Y(Y));
 endmodule
 """
+
+def _ports(name, width):
+    return ", ".join(f"{name}{bit}" for bit in reversed(range(width)))
+
+
+#: The MULT18X18D as the mapping uses it (FPGA-TN-02205): 18-bit A and B, each through its
+#: input register when ``REG_INPUTx_CLK`` is ``"CLK0"``, multiplied (signed when ``SIGNEDA``
+#: and ``SIGNEDB`` are high) into the 36-bit P, through the output register when
+#: ``REG_OUTPUT_CLK`` is ``"CLK0"``. The registers are clocked by CLK0, enabled by CE0 and reset
+#: to 0 by RST0, synchronously, only in cycles with CE0 high. Nothing else is modelled.
+MULT18X18D_MODEL = f"""
+module MULT18X18D(input {_ports("A", 18)}, input {_ports("B", 18)}, input {_ports("C", 18)},
+                  input SIGNEDA, SIGNEDB, SOURCEA, SOURCEB, CLK0, CE0, RST0,
+                  output {_ports("P", 36)});
+  parameter REG_INPUTA_CLK = "NONE";
+  parameter REG_INPUTB_CLK = "NONE";
+  parameter REG_OUTPUT_CLK = "NONE";
+  parameter REG_INPUTA_CE = "CE0";
+  parameter REG_INPUTA_RST = "RST0";
+  parameter REG_INPUTB_CE = "CE0";
+  parameter REG_INPUTB_RST = "RST0";
+  parameter REG_OUTPUT_CE = "CE0";
+  parameter REG_OUTPUT_RST = "RST0";
+  parameter REG_PIPELINE_CLK = "NONE";
+  parameter RESETMODE = "SYNC";
+  wire [17:0] a = {{{_ports("A", 18)}}};
+  wire [17:0] b = {{{_ports("B", 18)}}};
+  reg [17:0] a_reg = 0, b_reg = 0;
+  reg [35:0] p_reg = 0;
+  always @(posedge CLK0) if (CE0) begin
+    a_reg <= RST0 ? 18'd0 : a;
+    b_reg <= RST0 ? 18'd0 : b;
+  end
+  wire [17:0] a_in = REG_INPUTA_CLK == "CLK0" ? a_reg : a;
+  wire [17:0] b_in = REG_INPUTB_CLK == "CLK0" ? b_reg : b;
+  wire [35:0] product = SIGNEDA && SIGNEDB ? $signed(a_in) * $signed(b_in)
+                                          : {{18'd0, a_in}} * {{18'd0, b_in}};
+  always @(posedge CLK0) if (CE0) p_reg <= RST0 ? 36'd0 : product;
+  assign {{{_ports("P", 36)}}} = REG_OUTPUT_CLK == "CLK0" ? p_reg : product;
+endmodule
+"""
+
+
+def sb_mac16_model():
+    model = CELLS_SIM.read_text()
+    start = model.index("module SB_MAC16 (")
+    return model[start:model.index("endmodule", start)] + "endmodule\n"
+
+
+#: For each family, the board platform whose elaboration is the gate, and the block's model.
+FAMILIES = {
+    "ice40": (ICEBreakerPlatform, sb_mac16_model),
+    "ecp5": (ULX3S_85F_Platform, lambda: MULT18X18D_MODEL),
+}
 
 #: The two proofs: the designs' reset (a Verilog expression of ``top``'s ``rst``) and the
 #: ``sat`` command that proves ``top``'s assertion, which skips cycles with ``rst`` high.
@@ -171,19 +233,28 @@ def test_icebreaker_is_an_ice40():
     assert ICEBreakerPlatform().family == "iCE40"
 
 
-def prove(tmp_path, lanes, proof):
+@pytest.mark.parametrize("lanes", [16, 3])
+def test_ecp5_uses_one_block_per_lane(lanes):
+    text = rtlil.convert(Multipliers(CFG, lanes), platform=ULX3S_85F_Platform())
+    assert len(re.findall(r"^\s*cell \\MULT18X18D ", text, re.MULTILINE)) == lanes
+    assert not re.search(r"^\s*cell \$mul ", text, re.MULTILINE)
+
+
+def test_ulx3s_is_an_ecp5():
+    assert ULX3S_85F_Platform().family == "ecp5"
+
+
+def prove(tmp_path, lanes, proof, family="ice40"):
     """Run ``proof`` (:data:`FROM_RESET` or :data:`RESET`) on ``lanes`` generic products
-    against the iCE40 ones; return ``(passed, log)``."""
+    against the ``family``'s ones; return ``(passed, log)``."""
     reset, sat = proof
+    platform, model = FAMILIES[family]
     n = lanes * CFG.in_width
-    model = CELLS_SIM.read_text()
-    start = model.index("module SB_MAC16 (")
-    (tmp_path / "sb_mac16.v").write_text(model[start:model.index("endmodule", start)]
-                                         + "endmodule\n")
+    (tmp_path / "block.v").write_text(model())
     (tmp_path / "signed_mul.v").write_text(SIGNED_MUL)
     (tmp_path / "gold.il").write_text(rtlil.convert(Multipliers(CFG, lanes), name="gold"))
     (tmp_path / "gate.il").write_text(
-        rtlil.convert(Multipliers(CFG, lanes), name="gate", platform=ICEBreakerPlatform()))
+        rtlil.convert(Multipliers(CFG, lanes), name="gate", platform=platform()))
     (tmp_path / "top.v").write_text(f"""
 module top(input clk, rst, en, input [{n - 1}:0] a, w);
   wire [{2 * n - 1}:0] p_gold, p_gate;
@@ -196,12 +267,15 @@ endmodule
 read_rtlil gold.il
 read_rtlil gate.il
 read_verilog -formal top.v
-read_verilog sb_mac16.v
+read_verilog block.v
 hierarchy -check -top top
 proc
 flatten
 async2sync
 setattr -unset init
+splitcells
+opt -full
+wreduce
 techmap -map signed_mul.v
 splitcells
 opt -full
@@ -217,8 +291,9 @@ opt -full
 
 @pytest.mark.parametrize("proof", [FROM_RESET, RESET], ids=["from_reset", "reset"])
 @pytest.mark.parametrize("lanes", [5, 16])
-def test_sb_mac16_mapping_is_equivalent(tmp_path, lanes, proof):
-    passed, log = prove(tmp_path, lanes, proof)
+@pytest.mark.parametrize("family", FAMILIES)
+def test_mapping_is_equivalent(tmp_path, family, lanes, proof):
+    passed, log = prove(tmp_path, lanes, proof, family)
     assert passed, log[-3000:]
 
 
@@ -232,23 +307,43 @@ def _swap_lanes(kwargs):
     return {**kwargs, "o_O": Cat(o[16:], o[:16])}
 
 
+def _zero_extended_a(kwargs):
+    """The MULT18X18D's A operand zero-extended to 18 bits. (Its signedness alone changes
+    nothing the mapping keeps: the low 16 bits of the product of operands sign-extended to 18
+    bits are the same either way.)"""
+    return {**kwargs, **{f"i_A{bit}": Const(0, 1) for bit in range(8, 18)}}
+
+
+def _enable_only(kwargs):
+    """The MULT18X18D's clock enable without the reset ORed in: ``en`` alone."""
+    return {**kwargs, "i_CE0": kwargs["i_CE0"].operands[0]}
+
+
+#: Each broken mapping: its family, the proof it must fail, and the change to ``multipliers``
+#: (an item of a parameter table, or the whole ``Instance``) that breaks it.
 BROKEN = {
-    "unsigned_a": (FROM_RESET, "_SB_MAC16_PARAMETERS", "A_SIGNED", Const(0, 1)),
-    "unsigned_b": (FROM_RESET, "_SB_MAC16_PARAMETERS", "B_SIGNED", Const(0, 1)),
-    "no_product_register": (FROM_RESET, "_SB_MAC16_PARAMETERS", "TOP_8x8_MULT_REG",
+    "unsigned_a": ("ice40", FROM_RESET, "_SB_MAC16_PARAMETERS", "A_SIGNED", Const(0, 1)),
+    "unsigned_b": ("ice40", FROM_RESET, "_SB_MAC16_PARAMETERS", "B_SIGNED", Const(0, 1)),
+    "no_product_register": ("ice40", FROM_RESET, "_SB_MAC16_PARAMETERS", "TOP_8x8_MULT_REG",
                             Const(0, 1)),
-    "lanes_swapped": (FROM_RESET, "Instance", None, _patched_instance(_swap_lanes)),
-    "bottom_not_reset": (RESET, "Instance", None,
+    "lanes_swapped": ("ice40", FROM_RESET, "Instance", None, _patched_instance(_swap_lanes)),
+    "bottom_not_reset": ("ice40", RESET, "Instance", None,
                          _patched_instance(lambda kwargs: {**kwargs, "i_IRSTBOT": 0})),
+    "ecp5_a_zero_extended": ("ecp5", FROM_RESET, "Instance", None,
+                             _patched_instance(_zero_extended_a)),
+    "ecp5_no_output_register": ("ecp5", FROM_RESET, "_MULT18X18D_PARAMETERS",
+                                "REG_OUTPUT_CLK", "NONE"),
+    "ecp5_reset_needs_enable": ("ecp5", RESET, "Instance", None,
+                                _patched_instance(_enable_only)),
 }
 
 
 @pytest.mark.parametrize("name", BROKEN)
 def test_broken_mapping_fails(tmp_path, monkeypatch, name):
-    proof, attribute, key, value = BROKEN[name]
+    family, proof, attribute, key, value = BROKEN[name]
     if key is None:
         monkeypatch.setattr(multipliers, attribute, value)
     else:
         monkeypatch.setitem(getattr(multipliers, attribute), key, value)
-    passed, log = prove(tmp_path, 5, proof)
+    passed, log = prove(tmp_path, 5, proof, family)
     assert not passed, f"{name}: the proof passed on a broken mapping"

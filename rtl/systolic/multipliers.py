@@ -27,6 +27,18 @@ _SB_MAC16_PARAMETERS = {name: Const(value, width) for name, value, width in [
 _SB_MAC16_LOW = ["AHOLD", "BHOLD", "CHOLD", "DHOLD", "OHOLDTOP", "OHOLDBOT", "OLOADTOP",
                  "OLOADBOT", "ADDSUBTOP", "ADDSUBBOT", "CI", "ACCUMCI", "SIGNEXTIN"]
 
+#: The ECP5 MULT18X18D's parameters: the A and B input registers and the output register on,
+#: all three on clock 0, clock enable 0 and reset 0, reset synchronous; no pipeline register
+#: (it would be a third cycle). Every other parameter keeps its default.
+_MULT18X18D_PARAMETERS = {
+    **{f"REG_{reg}_{port}": value for reg in ("INPUTA", "INPUTB", "OUTPUT")
+       for port, value in (("CLK", "CLK0"), ("CE", "CE0"), ("RST", "RST0"))},
+    "REG_PIPELINE_CLK": "NONE", "RESETMODE": "SYNC",
+}
+
+#: The MULT18X18D's port widths: each operand (and the unused C input), and the product.
+_MULT18X18D_IN, _MULT18X18D_OUT = 18, 36
+
 
 class Multipliers(wiring.Component):
     """``lanes`` signed ``in_width`` x ``in_width`` products, each through two registers: the
@@ -34,13 +46,13 @@ class Multipliers(wiring.Component):
     later, and nothing moves while ``en`` is low.
 
     The two registers are where a DSP block has its own: the input and the product
-    registers of an iCE40 SB_MAC16 (an ECP5 MULT18X18D's input and output registers). With
-    both inside the block, no path starts or ends in a DSP's combinational logic, so
+    registers of an iCE40 SB_MAC16, the input and output registers of an ECP5 MULT18X18D.
+    With both inside the block, no path starts or ends in a DSP's combinational logic, so
     nextpnr's timing (which does not model the SB_MAC16's internal delay) is one the board
     meets. Every design point has this latency, so the simulated core runs cycle for cycle as
-    the boards do. On the iCE40 the blocks are instantiated with their registers on (below);
-    elsewhere the registers are flip-flops beside a multiply, and Yosys does not move them
-    into an ECP5 MULT18X18D, which would need instantiating the same way.
+    the boards do. Yosys moves neither register into either block, so on those two families
+    the blocks are instantiated with their registers on (below); elsewhere the registers are
+    flip-flops beside a multiply.
 
     On an iCE40 (a ``platform`` whose ``family`` is ``"iCE40"``, as Amaranth's SiliconBlue
     platforms, the iCEBreaker's among them, spell it) the products are built from
@@ -51,6 +63,12 @@ class Multipliers(wiring.Component):
     and the UP5K has 8. An odd last lane takes the generic registers. The blocks' registers
     reset asynchronously: while ``rst`` is high their products already read 0, where the
     generic ones become 0 at the edge; from the first edge in reset on, the two agree.
+
+    On an ECP5 (``family`` ``"ecp5"``, as Amaranth's Lattice platforms spell it, the ULX3S's
+    among them) each lane is one MULT18X18D, its operands sign-extended to 18 bits and its
+    product the low ``2 * in_width`` bits of the block's 36; the open flow packs one product
+    per block. The block's clock enable is ``en | rst`` so that its synchronous reset acts in
+    every reset cycle, as the generic registers' does.
 
     Parameters
     ----------
@@ -85,7 +103,11 @@ class Multipliers(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        pairs = self._lanes // 2 if getattr(platform, "family", None) == "iCE40" else 0
+        family = getattr(platform, "family", None)
+        if family == "ecp5":
+            self._mult18x18d(m)
+            return m
+        pairs = self._lanes // 2 if family == "iCE40" else 0
         rst = ResetSignal("sync")
         for k in range(pairs):
             lo, hi = 2 * k, 2 * k + 1
@@ -107,3 +129,22 @@ class Multipliers(wiring.Component):
                 m.d.sync += [a[reg].eq(self.a[lane]), w[reg].eq(self.w[lane])]
                 m.d.sync += self.p[lane].eq(a[reg] * w[reg])
         return m
+
+    def _mult18x18d(self, m):
+        """One ECP5 MULT18X18D per lane, with its input and output registers on."""
+        rst = ResetSignal("sync")
+        for lane in range(self._lanes):
+            a = Signal(signed(_MULT18X18D_IN), name=f"a_{lane}")
+            w = Signal(signed(_MULT18X18D_IN), name=f"w_{lane}")
+            product = Signal(_MULT18X18D_OUT, name=f"product_{lane}")
+            m.d.comb += [a.eq(self.a[lane]), w.eq(self.w[lane]),
+                         self.p[lane].eq(product[:2 * self._config.in_width])]
+            m.submodules[f"mult{lane}"] = Instance(
+                "MULT18X18D",
+                **{f"p_{name}": value for name, value in _MULT18X18D_PARAMETERS.items()},
+                **{f"i_A{bit}": a[bit] for bit in range(_MULT18X18D_IN)},
+                **{f"i_B{bit}": w[bit] for bit in range(_MULT18X18D_IN)},
+                **{f"i_C{bit}": Const(0, 1) for bit in range(_MULT18X18D_IN)},
+                i_SIGNEDA=1, i_SIGNEDB=1, i_SOURCEA=0, i_SOURCEB=0,
+                i_CLK0=ClockSignal("sync"), i_CE0=self.en | rst, i_RST0=rst,
+                **{f"o_P{bit}": product[bit] for bit in range(_MULT18X18D_OUT)})
