@@ -4,10 +4,12 @@ the same memory and counters, every error the same code and address, random inst
 streams the same outcome, and the host's view through the CSRs."""
 
 import dataclasses
+import random
 import re
 
 import numpy as np
 import pytest
+from amaranth import Elaboratable, Module, Signal
 from amaranth.back import rtlil
 from core_bench import CoreSession, read_csr, run_core, run_golden, write_csr
 from vector_records import BAD_KINDS, Layout, random_record, vector_word
@@ -44,7 +46,8 @@ from jalapeno.isa import (
 from jalapeno.models.engine import PROBABILITY, probability_table
 from rtl.bus.stream_sim import simulate
 from rtl.config import preset
-from rtl.core.core import Core
+from rtl.core.core import Core, _earliest
+from rtl.core.decode import error_layout
 from verification.models.core import CoreModel, vector_pitch
 from verification.models.softmax import SOFTMAX_OUTPUT
 from verification.programs import gemm_program, place_program, random_program
@@ -537,3 +540,48 @@ def test_no_vector_unit():
     assert (stored == a[:, :cfg.rows].astype(np.int64) @ w[:cfg.rows]).all()
     product = model.memory[0x6000:0x6000 + acc_rows].view("<i4").reshape(m, -1)[:, :cfg.cols]
     assert (product == a.astype(np.int64) @ w).all()
+
+
+def test_earliest_failure_merge():
+    """The core's earliest-failure merge (all pairs compared at once) picks what keeping the
+    best so far in order picks: the valid candidate with the lowest address, the first
+    listed among equals; seeded, with many ties and invalid candidates."""
+    cfg = preset("tiny")
+    count = 5
+
+    class Merge(Elaboratable):
+        def __init__(self):
+            self.valid = Signal(count)
+            self.failures = [Signal(error_layout(cfg), name=f"f{k}") for k in range(count)]
+            self.any = Signal()
+            self.best = Signal(error_layout(cfg))
+
+        def elaborate(self, platform):
+            m = Module()
+            any_valid, best = _earliest(m, list(zip(self.valid, self.failures, strict=True)))
+            m.d.comb += [self.any.eq(any_valid), self.best.eq(best)]
+            return m
+
+    dut = Merge()
+    seed = 2026
+    rng = random.Random(seed)
+
+    async def bench(ctx):
+        for trial in range(2000):
+            valid = [rng.random() < 0.5 for _ in range(count)]
+            failures = [(rng.randrange(1, 256), rng.choice([0, 32, 64, rng.randrange(1 << 17)]))
+                        for _ in range(count)]
+            ctx.set(dut.valid, sum(v << k for k, v in enumerate(valid)))
+            for signal, (code, addr) in zip(dut.failures, failures, strict=True):
+                ctx.set(signal.code, code)
+                ctx.set(signal.addr, addr)
+            expected = None
+            for v, failure in zip(valid, failures, strict=True):
+                if v and (expected is None or failure[1] < expected[1]):
+                    expected = failure
+            assert ctx.get(dut.any) == (expected is not None), f"seed {seed}, trial {trial}"
+            if expected is not None:
+                got = (ctx.get(dut.best.code), ctx.get(dut.best.addr))
+                assert got == expected, f"seed {seed}, trial {trial}: {valid} {failures}"
+
+    simulate(dut, bench)

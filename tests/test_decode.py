@@ -414,10 +414,10 @@ def test_matches_golden_model_odd_shape():
 def test_no_vector_unit():
     """Without a vector unit: 300 seeded programs as :func:`test_matches_golden_model`'s go
     as the golden model says, every VECTOR stopping the decoder with NO_VECTOR_UNIT, which
-    comes before its fields' checks and is offered the cycle after the VECTOR is taken,
+    comes before its fields' checks and is offered two cycles after the VECTOR is taken,
     whatever its rows."""
     cfg = dataclasses.replace(preset("tiny"), name="tiny_novec", vector_unit=False)
-    assert Decoder(cfg).max_decode_cycles == 1
+    assert Decoder(cfg).max_decode_cycles == 2
     seed = 1200
     outcomes = check_against_golden(cfg, mixed_programs(cfg, seed, 300), seed=seed, idle=0.2,
                                     backpressure=0.3)
@@ -428,16 +428,16 @@ def test_no_vector_unit():
     results = run_programs(cfg, [entries_of([LOAD1, worst], 0x1000)], seed=1, timing=timing)
     assert results == [([(Queue.LOAD, LOAD1, 0x1000)],
                         ("error", CoreError.NO_VECTOR_UNIT, 0x1000 + INSTRUCTION_BYTES))]
-    assert [offered - taken for _, taken, offered in timing] == [1, 1]
+    assert [offered - taken for _, taken, offered in timing] == [2, 2]
 
 
 def test_decode_cycles():
-    """With every output ready, an instruction is offered in the cycle after the edge that
-    takes it, and taken by its queue at the next edge while the next one is taken; a
-    VECTOR word with ``rows >= 2`` ``bit_length(rows - 1)`` cycles later, never more than
-    :attr:`Decoder.max_decode_cycles` (17)."""
+    """With every output ready, an instruction is checked at the edge after the one that
+    takes it, offered in the cycle after that, and taken by its queue at the next edge while
+    the next one is taken; a VECTOR word with ``rows >= 2`` ``bit_length(rows - 1)`` cycles
+    later, never more than :attr:`Decoder.max_decode_cycles` (18)."""
     cfg = preset("default")
-    assert Decoder(cfg).max_decode_cycles == 17
+    assert Decoder(cfg).max_decode_cycles == 18
     vector = dict(op=VectorOp.CLAMP, length=8, src_stride=8, dst_stride=8)
     simple = [encode(Opcode.SYNC, queue=q) for q in (0, 1, 2, 1, 0)]
     simple += [encode(Opcode.LOAD, rows=1, row_bytes=8), encode(Opcode.GEMM, m=1, k=1, n=1)]
@@ -453,10 +453,11 @@ def test_decode_cycles():
     assert len(timing) == len(simple) + 2
     for (word, _, kind), taken, offered in timing:
         rows = decode(word)[1]["rows"] if word & 0xF == Opcode.VECTOR else 0
-        expected = 1 + max(rows - 1, 0).bit_length() if kind == FetchKind.WORD else 1
+        expected = 2 + max(rows - 1, 0).bit_length() if kind == FetchKind.WORD else 2
         assert offered - taken == expected, hex(word)
-    assert max(offered - taken for _, taken, offered in timing) == 17
-    # One instruction per cycle: 40 SYNCs and an END through in 41 cycles (plus the start).
+    assert max(offered - taken for _, taken, offered in timing) == 18
+    # One instruction per two cycles: 40 SYNCs and an END through in 82 cycles (plus the
+    # start).
     stream = [encode(Opcode.SYNC, queue=i % 3) for i in range(40)] + [encode(Opcode.END)]
     edges = []
 
@@ -481,7 +482,7 @@ def test_decode_cycles():
 
     dut = Decoder(cfg)
     simulate(dut, bench)
-    assert edges == [len(stream) + 1]
+    assert edges == [2 * len(stream) + 1]
 
 
 
@@ -558,6 +559,8 @@ def test_start_resets_tokens_and_restarts():
         _, _, ready = await ctx.tick().sample(dut.instr.ready)
         assert ready and ctx.get(dut.busy)
         ctx.set(dut.instr.payload.word, END)
+        _, _, ready, valid = await ctx.tick().sample(dut.instr.ready, dut.load.valid)
+        assert not valid and not ready  # the LOAD is being checked
         for _ in range(3):  # the LOAD is held: the load queue is not ready
             _, _, ready, valid = await ctx.tick().sample(dut.instr.ready, dut.load.valid)
             assert valid and not ready
@@ -568,6 +571,8 @@ def test_start_resets_tokens_and_restarts():
         ctx.set(dut.end.ready, 1)
         _, _, ready = await ctx.tick().sample(dut.instr.ready)
         assert ready  # the END taken at once
+        _, _, end = await ctx.tick().sample(dut.end.valid)
+        assert not end  # being checked
         _, _, end, addr = await ctx.tick().sample(dut.end.valid, dut.end.payload.addr)
         assert end and addr == 0
         _, _, end, busy = await ctx.tick().sample(dut.end.valid, dut.busy)
@@ -591,6 +596,8 @@ def test_error_waits_for_ready():
         ctx.set(dut.instr.payload.addr, 0x1234)
         await ctx.tick()
         ctx.set(dut.instr.valid, 0)
+        _, _, valid = await ctx.tick().sample(dut.error.valid)
+        assert not valid  # being checked
         for _ in range(5):
             _, _, valid, code, addr = await ctx.tick().sample(
                 dut.error.valid, dut.error.payload.code, dut.error.payload.addr)

@@ -63,8 +63,14 @@ class CostParams:
     burst_turnaround: int = 6
     #: Write response latency after the last W beat.
     write_response: int = 6
-    #: Cycles a VECTOR holds the decoder (its operand extents).
-    vector_decode: int = 17
+    #: Cycles from the decoder taking an instruction to its queue taking it (the checks, then
+    #: their registered outcome), and so between two instructions through the decoder.
+    decode: int = 2
+    #: Cycles a VECTOR holds the decoder (its operand extents, then the checks).
+    vector_decode: int = 18
+    #: Cycles from a queue taking an instruction to its executor seeing it (the queue's
+    #: registered output).
+    queue_latency: int = 1
     #: From a token's push to the start of the instruction that pops it.
     token_latency: int = 2
     #: From the start to the first fetch, and from the last completion to the interrupt.
@@ -239,10 +245,11 @@ def estimate(config: JalapenoConfig, words, *, params: CostParams = CostParams()
         dispatch = max(arrive, decode_free)
         if len(started[queue]) >= config.queue_depth:
             dispatch = max(dispatch, started[queue][-config.queue_depth])
-        decode_free = dispatch + (params.vector_decode if opcode == Opcode.VECTOR else 1)
+        decode_free = dispatch + (params.vector_decode if opcode == Opcode.VECTOR
+                                  else params.decode)
         dispatched.append(dispatch)
         # tokens
-        ready = max(dispatch + 1, queue_free[queue])
+        ready = max(dispatch + params.decode + params.queue_latency, queue_free[queue])
         for flag, direction in (("pop_prev", (queue, -1)), ("pop_next", (queue, +1))):
             if f[flag]:
                 source = Queue(queue + direction[1])

@@ -2,8 +2,11 @@
 matrix unit, the vector unit and the CSR block, behind one AXI4 master and one AXI4-Lite
 slave."""
 
+import operator
+from functools import reduce
+
 from amaranth import Cat, Const, Module, Mux, Signal
-from amaranth.lib import data, fifo, wiring
+from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
 from jalapeno.isa import CoreError, Opcode, Queue
@@ -17,7 +20,7 @@ from rtl.systolic.matrix_unit import MatrixUnit
 from .acc_share import AccReadShare
 from .compute import ComputeQueue
 from .csr import BUS_ADDR_WIDTH, CsrBlock
-from .decode import Decoder, dispatch_layout
+from .decode import Decoder, dispatch_layout, error_layout
 from .dma_queue import DmaQueue
 from .fetch import Fetch
 from .tokens import Tokens
@@ -155,9 +158,15 @@ class Core(wiring.Component):
             dma.window_limit.eq(Mux(csr.window_limit[-1], Const(-cfg.bus_bytes, cfg.addr_width),
                                     csr.window_limit)),
         ]
+        # The queues' outputs are registers (SyncFIFOBuffered): what an executor decides from
+        # its next instruction then starts at a flip-flop, not at a memory's read. An entry
+        # takes two cycles to reach that register, so a queue is empty only at level 0.
+        queued = []
         for queue, executor in executors.items():
-            entries = fifo.SyncFIFO(width=dispatch_layout(cfg).size, depth=cfg.queue_depth)
+            entries = fifo.SyncFIFOBuffered(width=dispatch_layout(cfg).size,
+                                            depth=cfg.queue_depth)
             m.submodules[f"{queue.name.lower()}_queue"] = entries
+            queued.append(entries.level != 0)
             out = decoder.queue_port(queue)
             m.d.comb += [
                 entries.w_data.eq(out.payload), entries.w_en.eq(out.valid),
@@ -169,26 +178,29 @@ class Core(wiring.Component):
             wiring.connect(m, executor.push, tokens.port("push", queue))
 
         # The run: errors, the earliest of which is kept and limits the queues, and the end.
+        # Each report is registered before the merge (the executors' come from their queues'
+        # and FIFOs' outputs through logic of their own), and one still in its register keeps
+        # the run from settling.
         running, aborting, ended = Signal(), Signal(), Signal()
         failed = Signal()
-        fail = Signal(data.StructLayout({"code": 8, "addr": cfg.addr_width}))
+        fail = Signal(error_layout(cfg))
         reports = [decoder.error] + [executor.error for executor in executors.values()]
-        best_valid, best = failed, fail
+        candidates = [(failed, fail)]
         for k, report in enumerate(reports):
-            better = report.valid & (~best_valid | (report.payload.addr < best.addr))
-            valid = Signal(name=f"fail_valid_{k}")
-            chosen = Signal.like(fail, name=f"fail_{k}")
-            m.d.comb += [valid.eq(best_valid | report.valid),
-                         chosen.eq(Mux(better, report.payload, best))]
-            best_valid, best = valid, chosen
+            valid = Signal(name=f"report_valid_{k}")
+            payload = Signal(error_layout(cfg), name=f"report_{k}")
+            m.d.sync += [valid.eq(report.valid), payload.eq(report.payload)]
+            candidates.append((valid, payload))
+        reported = Cat(valid for valid, _ in candidates[1:]).any()
+        best_valid, best = _earliest(m, candidates)
         m.d.comb += [decoder.error.ready.eq(1), decoder.end.ready.eq(1)]
         for executor in executors.values():
             m.d.comb += [executor.limit.valid.eq(failed | aborting),
                          executor.limit.payload.eq(Mux(aborting, 0, fail.addr))]
 
-        queues_idle = Cat(~executor.busy for executor in executors.values()).all()
+        queues_idle = ~Cat(*queued, *(executor.busy for executor in executors.values())).any()
         decoded = Cat(~decoder.queue_port(q).valid for q in Queue).all()
-        settled = (ended | failed | aborting) & queues_idle & decoded & ~fetch.busy & \
+        settled = (ended | failed | aborting) & ~reported & queues_idle & decoded & ~fetch.busy & \
             ~dma.load.busy & ~dma.store.busy & ~matrix.busy
         m.d.comb += [
             fetch.stop.eq(running & (ended | failed | aborting)),
@@ -227,6 +239,28 @@ class Core(wiring.Component):
                                    decoder.end.valid),
         ]
         return m
+
+
+def _earliest(m, candidates):
+    """Whether any of ``candidates`` (``(valid, failure)`` pairs, failures with an ``addr``)
+    is valid, and the valid one with the lowest ``addr``, the first listed among equals.
+
+    Every pair of addresses is compared at once, and the winner is the candidate that beats
+    all the others: a compare and a few gates deep whatever the number of candidates, where
+    keeping the best so far would chain one compare per candidate.
+    """
+    valids = [valid for valid, _ in candidates]
+    wins = list(valids)
+    for i, (_, first) in enumerate(candidates):
+        for j in range(i + 1, len(candidates)):
+            i_first = first.addr <= candidates[j][1].addr
+            wins[i] = wins[i] & (~valids[j] | i_first)
+            wins[j] = wins[j] & (~valids[i] | ~i_first)
+    best = Signal.like(candidates[0][1], name="earliest")
+    chosen = (Mux(win, failure.as_value(), 0)
+              for win, (_, failure) in zip(wins, candidates, strict=True))
+    m.d.comb += best.eq(reduce(operator.or_, chosen))
+    return Cat(*valids).any(), best
 
 
 def _popcount(value):

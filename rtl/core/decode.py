@@ -200,14 +200,16 @@ class Decoder(wiring.Component):
     ``bit_length(max(spad_bytes, acc_base + acc_bytes)) + 1`` bits), so no multiplier is
     built. Every other product is a shift (``vector_pitch`` and ``acc_row_bytes`` are powers
     of two), and ``ceil(length / cols)`` a shift or, for ``cols`` not a power of two, a
-    constant multiplication. So an entry taken at one edge is offered from the next cycle and
-    goes at the next edge if its output is ready: 1 cycle. A VECTOR word (one that then fails
-    too) is offered ``bit_length(rows - 1)`` cycles later: 1 + 16 = 17 cycles at most
-    (:attr:`max_decode_cycles`); without a vector unit a VECTOR takes 1 cycle, and the
+    constant multiplication. The checks' outcome is registered before it is offered, so an
+    entry taken at one edge is checked at the next, offered from the cycle after and goes at
+    the edge after that if its output is ready: 2 cycles. A VECTOR word (one that then fails
+    too) is offered ``bit_length(rows - 1)`` cycles later: 2 + 16 = 18 cycles at most
+    (:attr:`max_decode_cycles`); without a vector unit a VECTOR takes 2 cycles, and the
     shift-and-add and the record sizes are not built. ``instr`` is ready while nothing is
     held or the held instruction is being dispatched, so a stream of instructions other than
-    VECTORs of 2 rows or more goes through at one per cycle. Outputs are offered one at a
-    time in program order; one that is not ready stalls everything behind it.
+    VECTORs of 2 rows or more goes through at one per two cycles, the rate at which the
+    widest bus fetches them (two beats each). Outputs are offered one at a time in program
+    order; one that is not ready stalls everything behind it.
 
     Parameters
     ----------
@@ -241,7 +243,7 @@ class Decoder(wiring.Component):
         #: Bytes from one scratchpad vector to the next (``Scratchpad.vector_pitch``).
         self.vector_pitch = 1 << ceil_log2(max(config.rows, config.cols))
         #: Cycles from the edge that takes an entry to the one that can dispatch it, at most.
-        self.max_decode_cycles = 1 + (field_spec(Opcode.VECTOR, "rows").width
+        self.max_decode_cycles = 2 + (field_spec(Opcode.VECTOR, "rows").width
                                       if config.vector_unit else 0)
         members = {"instr": In(stream.Signature(fetched_layout(config)))}
         for queue in Queue:
@@ -389,25 +391,33 @@ class Decoder(wiring.Component):
         with m.Else():
             m.d.comb += code.eq(CoreError.NONE)
 
-        decoded = held & (count == 0)
-        failed = code != CoreError.NONE
-        dispatch = ~failed & ~is_end
+        # The outcome is registered (``checked``) before anything is offered, so the checks
+        # and what the offers drive (the queues, the error merge, fetch's handshake) are
+        # in different cycles. The token counts it read cannot change in between: only a
+        # dispatch of the held entry changes them.
+        checked = Signal()
+        outcome = Signal(data.StructLayout({"code": 8, "queue": 2, "end": 1}))
+        with m.If(held & (count == 0) & ~checked):
+            m.d.sync += [checked.eq(1), outcome.code.eq(code), outcome.queue.eq(queue),
+                         outcome.end.eq(is_end)]
+        failed = outcome.code != CoreError.NONE
+        dispatch = ~failed & ~outcome.end
         fire = Signal()
         dispatched = Signal()
         taken = []
         for q in Queue:
             port = self.queue_port(q)
             m.d.comb += [
-                port.valid.eq(decoded & dispatch & (queue == q)),
+                port.valid.eq(checked & dispatch & (outcome.queue == q)),
                 port.payload.word.eq(word),
                 port.payload.addr.eq(entry.addr),
             ]
             taken.append(port.valid & port.ready)
         m.d.comb += [
-            self.error.valid.eq(decoded & failed),
-            self.error.payload.code.eq(code),
+            self.error.valid.eq(checked & failed),
+            self.error.payload.code.eq(outcome.code),
             self.error.payload.addr.eq(entry.addr),
-            self.end.valid.eq(decoded & ~failed & is_end),
+            self.end.valid.eq(checked & ~failed & outcome.end),
             self.end.payload.addr.eq(entry.addr),
             dispatched.eq(Cat(*taken).any()),
             fire.eq(dispatched | (self.error.valid & self.error.ready) |
@@ -420,7 +430,7 @@ class Decoder(wiring.Component):
             for c in counts:
                 m.d.sync += counts[c].eq(counts[c] - pops[c] + pushes[c])
         with m.If(fire):
-            m.d.sync += held.eq(0)
+            m.d.sync += [held.eq(0), checked.eq(0)]
             with m.If(~dispatched):
                 m.d.sync += stopped.eq(1)
 
@@ -451,6 +461,6 @@ class Decoder(wiring.Component):
                 ]
 
         with m.If(self.start):
-            m.d.sync += [held.eq(0), stopped.eq(0), count.eq(0)]
+            m.d.sync += [held.eq(0), checked.eq(0), stopped.eq(0), count.eq(0)]
             m.d.sync += [c.eq(0) for c in counts.values()]
         return m
