@@ -108,6 +108,12 @@ class Multipliers(wiring.Component):
             self._mult18x18d(m)
             return m
         pairs = self._lanes // 2 if family == "iCE40" else 0
+        self._sb_mac16(m, pairs)
+        self._generic(m, range(2 * pairs, self._lanes))
+        return m
+
+    def _sb_mac16(self, m, pairs):
+        """Lanes ``0`` to ``2 * pairs - 1`` on iCE40 SB_MAC16 blocks, two per block."""
         rst = ResetSignal("sync")
         for k in range(pairs):
             lo, hi = 2 * k, 2 * k + 1
@@ -120,15 +126,16 @@ class Multipliers(wiring.Component):
                 i_A=Cat(self.a[lo], self.a[hi]), i_B=Cat(self.w[lo], self.w[hi]),
                 i_C=Const(0, 16), i_D=Const(0, 16),
                 o_O=Cat(self.p[lo], self.p[hi]))
-        generic = range(2 * pairs, self._lanes)
-        layout = data.ArrayLayout(signed(self._config.in_width), len(generic))
+
+    def _generic(self, m, lanes):
+        """``lanes`` as flip-flops beside a multiply: operand registers, then the product's."""
+        layout = data.ArrayLayout(signed(self._config.in_width), len(lanes))
         a = Signal(layout, name="a_reg")
         w = Signal(layout, name="w_reg")
         with m.If(self.en):
-            for reg, lane in enumerate(generic):
+            for reg, lane in enumerate(lanes):
                 m.d.sync += [a[reg].eq(self.a[lane]), w[reg].eq(self.w[lane])]
                 m.d.sync += self.p[lane].eq(a[reg] * w[reg])
-        return m
 
     def _mult18x18d(self, m):
         """One ECP5 MULT18X18D per lane, with its input and output registers on."""
