@@ -368,8 +368,9 @@ class HostBridge(wiring.Component):
                     m.next = "LOAD"
 
             with m.State("LOAD"):
-                m.d.sync += word.eq(mem.rdata)
-                m.next = "STEP"
+                with m.If(mem.rvalid):
+                    m.d.sync += word.eq(mem.rdata)
+                    m.next = "STEP"
 
             with m.State("STORE"):
                 m.d.comb += mem.valid.eq(1)

@@ -3,13 +3,13 @@ port for the host bridge.
 
 On the iCEBreaker the words are the UP5K's four SPRAMs (128 KiB, :class:`SpramStorage`); on
 the ULX3S, and in simulation, an :class:`amaranth.lib.memory.Memory`, which Yosys maps to
-block RAM (:class:`BlockStorage`). Both are single-port, one word a cycle, read data in the
-next cycle, so the slave (:class:`AxiMemory`) runs one burst at a time and the host port
-takes the cycles the burst leaves.
+block RAM (:class:`BlockStorage`). Both are single-port, one word a cycle, read data
+:attr:`~_Storage.latency` cycles later, so the slave (:class:`AxiMemory`) runs one burst at a
+time and the host port takes the cycles the burst leaves.
 """
 
 from amaranth import Array, Cat, ClockSignal, Instance, Module, Mux, Signal
-from amaranth.lib import fifo, memory, wiring
+from amaranth.lib import data, fifo, memory, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
@@ -29,7 +29,9 @@ class HostPortSignature(wiring.Signature):
 
     An access is taken in a cycle with ``valid`` and ``ready`` both high: a write of the
     bytes of ``wdata`` whose ``wstrb`` bits are set, or a read, whose word is on ``rdata``
-    in the next cycle only. ``addr`` is a word address (byte address over the word's bytes).
+    in the one cycle ``rvalid`` is high, a fixed number of cycles later (the memory's
+    latency), before any later read's. ``addr`` is a word address (byte address over the
+    word's bytes).
 
     Parameters
     ----------
@@ -47,6 +49,7 @@ class HostPortSignature(wiring.Signature):
             "wdata": Out(data_width),
             "wstrb": Out(data_width // 8),
             "ready": In(1),
+            "rvalid": In(1),
             "rdata": In(data_width),
         })
 
@@ -54,7 +57,7 @@ class HostPortSignature(wiring.Signature):
 class StorageSignature(wiring.Signature):
     """A single-port word memory, from the user's side: in a cycle with ``en``, the word at
     ``addr`` is written with the bytes of ``wdata`` whose ``wstrb`` bits are set (``write``)
-    or read, its value on ``rdata`` in the next cycle only."""
+    or read, its value on ``rdata`` in the one cycle the storage's ``latency`` later."""
 
     def __init__(self, *, addr_width, data_width):
         super().__init__({
@@ -97,20 +100,52 @@ class _Storage(wiring.Component):
     def size(self):
         return self._size
 
+    #: Cycles from a read's ``en`` to its word on ``rdata``.
+    latency = 1
+
 
 class BlockStorage(_Storage):
-    """The words in an :class:`amaranth.lib.memory.Memory` (block RAM on an FPGA)."""
+    """The words in an :class:`amaranth.lib.memory.Memory` (block RAM on an FPGA), each access
+    registered on its way in.
+
+    The ULX3S's 256 KiB are 128 block RAMs across the whole die: an address or enable from
+    logic took 12.7 ns of routing to reach the farthest of them (the board's critical path at
+    46 MHz). From a register it is the only thing in its cycle; a read then takes two.
+    ``registered=False`` leaves the register out, for a read in one cycle (as the
+    iCEBreaker's SPRAMs answer, so that simulation covers both).
+
+    Raises
+    ------
+    TypeError
+        If ``registered`` is not a bool.
+    """
+
+    def __init__(self, config, size, *, registered=True):
+        if not isinstance(registered, bool):
+            raise TypeError(f"registered must be a bool, not {registered!r}")
+        super().__init__(config, size)
+        self._registered = registered
+
+    @property
+    def latency(self):
+        return 2 if self._registered else 1
 
     def elaborate(self, platform):
         m = Module()
-        cfg, port = self._config, self.port
+        cfg = self._config
+        names = ("en", "write", "addr", "wdata", "wstrb")
+        port = {name: getattr(self.port, name) for name in names}
+        if self._registered:
+            port = {name: Signal.like(value, name=f"{name}_reg") for name, value in port.items()}
+            m.d.sync += [port[name].eq(getattr(self.port, name)) for name in names]
         m.submodules.mem = mem = memory.Memory(
             shape=cfg.bus_width, depth=self._size // cfg.bus_bytes, init=[])
         rd, wr = mem.read_port(), mem.write_port(granularity=8)
         m.d.comb += [
-            rd.addr.eq(port.addr), rd.en.eq(port.en & ~port.write), port.rdata.eq(rd.data),
-            wr.addr.eq(port.addr), wr.data.eq(port.wdata),
-            wr.en.eq(Mux(port.en & port.write, port.wstrb, 0)),
+            rd.addr.eq(port["addr"]), rd.en.eq(port["en"] & ~port["write"]),
+            self.port.rdata.eq(rd.data),
+            wr.addr.eq(port["addr"]), wr.data.eq(port["wdata"]),
+            wr.en.eq(Mux(port["en"] & port["write"], port["wstrb"], 0)),
         ]
         return m
 
@@ -165,9 +200,10 @@ class AxiMemory(wiring.Component):
     :class:`SpramStorage`), with the host bridge's port beside it.
 
     One burst runs at a time, reads and writes one beat a cycle. Read data goes through a
-    three-word buffer, so the storage is read ahead while ``r`` is stalled and a beat still
-    leaves every cycle. The host port is ready in every cycle the burst does not use the
-    storage (the bursts come first: the host is a UART, thousands of cycles a word).
+    buffer of the storage's latency plus two words, so the storage is read ahead while ``r``
+    is stalled and a beat still leaves every cycle. The host port is ready in every cycle the
+    burst does not use the storage (the bursts come first: the host is a UART, thousands of
+    cycles a word).
 
     A burst reaching past the memory's end is answered ``DECERR`` (reads return zeros) and
     writes nothing; the core issues only ``INCR`` bursts of whole words inside one 4 KiB page,
@@ -187,14 +223,14 @@ class AxiMemory(wiring.Component):
         Word addresses of the storage.
     """
 
-    #: Words the read buffer holds: the storage's one cycle of latency and a stalled beat.
-    READ_BUFFER = 3
-
     def __init__(self, config, storage):
         if not isinstance(storage, _Storage):
             raise TypeError(f"storage must be a BlockStorage or SpramStorage, not {storage!r}")
         self._config, self._storage = config, storage
         words = exact_log2(storage.size // config.bus_bytes)
+        #: Words the read buffer holds: two more than the storage's latency, so that a beat
+        #: still leaves every cycle while ``r`` is ready.
+        self.read_buffer = storage.latency + 2
         super().__init__({
             "bus": In(AXI4Signature(addr_width=config.addr_width, data_width=config.bus_width,
                                     id_width=BUS_ID_WIDTH)),
@@ -214,11 +250,18 @@ class AxiMemory(wiring.Component):
         ident = Signal(BUS_ID_WIDTH)
         outside = Signal()                      # the burst reaches past the end: DECERR
         m.submodules.r_buffer = r_buffer = fifo.SyncFIFO(
-            width=cfg.bus_width + 1 + 1, depth=self.READ_BUFFER)
-        in_flight = Signal()                    # a storage read whose word lands next cycle
-        in_flight_last = Signal()
-        in_flight_outside = Signal()
-        m.d.sync += [in_flight.eq(0)]
+            width=cfg.bus_width + 1 + 1, depth=self.read_buffer)
+        # The burst's storage reads on their way, one stage a cycle, each with whether it is
+        # the last beat and outside the memory; the oldest stage's word is on rdata.
+        stages = [Signal(data.StructLayout({"valid": 1, "last": 1, "outside": 1}),
+                          name=f"in_flight_{k}") for k in range(self._storage.latency)]
+        issued = Signal.like(stages[0])
+        host_reads = Signal(self._storage.latency)  # the same for the host's reads
+        host_read = Signal()
+        m.d.sync += [stages[0].eq(issued), host_reads.eq(Cat(host_read, host_reads[:-1]))]
+        m.d.sync += [later.eq(earlier) for earlier, later in zip(stages, stages[1:], strict=False)]
+        in_flight = Cat(stage.valid for stage in stages)
+        landing = stages[-1]
 
         def outside_of(channel):
             end = channel.addr + ((channel.len + 1) << shift) - 1
@@ -238,18 +281,17 @@ class AxiMemory(wiring.Component):
                                  ident.eq(bus.aw.id), outside.eq(outside_of(bus.aw))]
                     m.next = "WRITE"
             with m.State("READ"):
-                # Issue when the buffer has room for this word and the one in flight.
-                room = (r_buffer.level + in_flight) < self.READ_BUFFER
+                # Issue when the buffer has room for this word and those in flight.
+                room = (r_buffer.level + sum(stage.valid for stage in stages)) < self.read_buffer
                 with m.If(room):
                     m.d.comb += [burst_uses.eq(~outside), port.en.eq(~outside),
-                                 port.addr.eq(addr)]
-                    m.d.sync += [addr.eq(addr + 1), beats.eq(beats - 1), in_flight.eq(1),
-                                 in_flight_last.eq(beats == 0),
-                                 in_flight_outside.eq(outside)]
+                                 port.addr.eq(addr),
+                                 issued.eq(Cat(1, beats == 0, outside))]
+                    m.d.sync += [addr.eq(addr + 1), beats.eq(beats - 1)]
                     with m.If(beats == 0):
                         m.next = "DRAIN"
             with m.State("DRAIN"):
-                with m.If(~in_flight & ~r_buffer.r_rdy):
+                with m.If(~in_flight.any() & ~r_buffer.r_rdy):
                     m.next = "IDLE"
             with m.State("WRITE"):
                 m.d.comb += bus.w.ready.eq(1)
@@ -266,11 +308,11 @@ class AxiMemory(wiring.Component):
                 with m.If(bus.b.ready):
                     m.next = "IDLE"
 
-        # The word read last cycle enters the buffer; the buffer feeds R.
+        # The word read `latency` cycles ago enters the buffer; the buffer feeds R.
         m.d.comb += [
-            r_buffer.w_en.eq(in_flight),
-            r_buffer.w_data.eq(Cat(Mux(in_flight_outside, 0, port.rdata), in_flight_last,
-                                   in_flight_outside)),
+            r_buffer.w_en.eq(landing.valid),
+            r_buffer.w_data.eq(Cat(Mux(landing.outside, 0, port.rdata), landing.last,
+                                   landing.outside)),
             bus.r.valid.eq(r_buffer.r_rdy), r_buffer.r_en.eq(bus.r.ready),
             bus.r.data.eq(r_buffer.r_data[:cfg.bus_width]),
             bus.r.last.eq(r_buffer.r_data[cfg.bus_width]),
@@ -279,10 +321,11 @@ class AxiMemory(wiring.Component):
         ]
 
         # The host takes the cycles the burst leaves.
-        m.d.comb += host.rdata.eq(port.rdata)
+        m.d.comb += [host.rdata.eq(port.rdata), host.rvalid.eq(host_reads[-1])]
         with m.If(~burst_uses):
             m.d.comb += host.ready.eq(1)
             with m.If(host.valid):
                 m.d.comb += [port.en.eq(1), port.write.eq(host.write), port.addr.eq(host.addr),
-                             port.wdata.eq(host.wdata), port.wstrb.eq(host.wstrb)]
+                             port.wdata.eq(host.wdata), port.wstrb.eq(host.wstrb),
+                             host_read.eq(~host.write)]
         return m

@@ -49,6 +49,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from rtl.config import PRESETS, JalapenoConfig, preset
+from rtl.systolic.multipliers import DSP_BLOCKS
 from sim.toolchain import BUILD, ROOT, apply
 from sim.verilog import generate
 
@@ -143,7 +144,8 @@ FAMILIES = {
         cells={"luts": ("SB_LUT4",), "carries": ("SB_CARRY",), "ffs": ("SB_DFF",),
                "dsps": ("SB_MAC16",), "rams": ("SB_RAM40_4K",), "spram": ("SB_SPRAM256KA",),
                "lutram": ()},
-        capacity={"luts": 5280, "ffs": 5280, "dsps": 8, "rams": 30, "spram": 4},
+        capacity={"luts": 5280, "ffs": 5280, "dsps": DSP_BLOCKS["iCE40UP5K"], "rams": 30,
+                  "spram": 4},
         carry_luts=0,
     ),
     "ecp5": Family(
@@ -153,7 +155,7 @@ FAMILIES = {
         cells={"luts": ("LUT4",), "carries": ("CCU2C",), "ffs": ("TRELLIS_FF",),
                "dsps": ("MULT18X18D", "ALU54B"), "rams": ("DP16KD",), "spram": (),
                "lutram": ("TRELLIS_DPR16X4",)},
-        capacity={"luts": 83640, "ffs": 83640, "dsps": 156, "rams": 208},
+        capacity={"luts": 83640, "ffs": 83640, "dsps": DSP_BLOCKS["LFE5U-85F"], "rams": 208},
         carry_luts=2,
     ),
 }

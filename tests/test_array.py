@@ -104,8 +104,8 @@ def run_cycles(array, schedule):
 @pytest.mark.parametrize("cfg", CONFIGS)
 def test_latency_without_stalls(cfg):
     """Each result is offered exactly ``latency`` cycles after its activation was taken (the
-    skew, the two registers of the products and the deskew), at one result per cycle for
-    back-to-back vectors and nothing in between for spaced ones."""
+    input register, the skew, the two registers of the products and the deskew), at one
+    result per cycle for back-to-back vectors and nothing in between for spaced ones."""
     rng = np.random.default_rng(0)
     array = SystolicArray(cfg, tag_shape=TAG_BITS)
     w = random_int8(rng, (cfg.rows, cfg.cols))
@@ -116,7 +116,7 @@ def test_latency_without_stalls(cfg):
         schedule += [(None, None)] * gap + [(act(a, 1, index), None)]
 
     taken, offered = run_cycles(array, schedule)
-    assert array.latency == cfg.rows + cfg.cols + 1
+    assert array.latency == cfg.rows + cfg.cols + 2
     assert [edge - array.latency for edge, _ in offered] == taken
     assert [out for _, out in offered] == [(product(a, w), index) for index, a in enumerate(acts)]
 

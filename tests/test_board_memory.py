@@ -1,7 +1,8 @@
 # amaranth: UnusedElaboratable=no
 """The board memory (fpga.memory.AxiMemory on block RAM) against a bytearray: random AXI4
 read and write bursts with strobes and backpressure, the host port's reads and writes in the
-same cycles, DECERR past the end; parameter checks."""
+same cycles, DECERR past the end, with reads in two cycles (the ULX3S's registered block RAM)
+and in one (as the iCEBreaker's SPRAMs answer); parameter checks."""
 
 import random
 import re
@@ -17,15 +18,17 @@ from rtl.config import preset
 SIZE = 4096
 
 
-def _memory(name="tiny"):
+def _memory(name="tiny", registered=True):
     cfg = preset(name)
-    return cfg, AxiMemory(cfg, BlockStorage(cfg, SIZE))
+    return cfg, AxiMemory(cfg, BlockStorage(cfg, SIZE, registered=registered))
 
 
+@pytest.mark.parametrize("registered", [True, False], ids=["two_cycles", "one_cycle"])
 @pytest.mark.parametrize("seed", [1, 2, 3])
 @pytest.mark.parametrize("name", ["tiny", "default"])
-def test_bursts_and_host_port_against_a_model(name, seed):
-    cfg, dut = _memory(name)
+def test_bursts_and_host_port_against_a_model(name, seed, registered):
+    cfg, dut = _memory(name, registered)
+    latency = 2 if registered else 1
     beat = cfg.bus_bytes
     rng = random.Random(seed)
     model = bytearray(SIZE)
@@ -86,7 +89,10 @@ def test_bursts_and_host_port_against_a_model(name, seed):
             if write:
                 host_words[word] = value
             else:
-                assert ctx.get(dut.host.rdata) == host_words[word], \
+                for _ in range(latency - 1):
+                    assert not ctx.get(dut.host.rvalid), f"seed {seed}: host read early"
+                    await ctx.tick()
+                assert ctx.get(dut.host.rvalid) and ctx.get(dut.host.rdata) == host_words[word], \
                     f"seed {seed}: host read of word {word}"
             for _ in range(rng.randrange(3)):
                 await ctx.tick()
@@ -106,3 +112,5 @@ def test_parameters():
         SpramStorage(cfg, 262144)
     with pytest.raises(TypeError, match="^storage must be a BlockStorage or SpramStorage"):
         AxiMemory(cfg, None)
+    with pytest.raises(TypeError, match="^registered must be a bool, not 1$"):
+        BlockStorage(cfg, SIZE, registered=1)

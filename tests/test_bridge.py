@@ -89,13 +89,16 @@ class Board:
 
     A port's ``ready`` is drawn at random in each cycle its ``valid`` is high (the bridge's
     ``valid`` and fields never depend on a ``ready`` within the cycle, so they are read before
-    it is set). The memory's ``rdata`` is noise except in the cycle after a read. The register
-    model performs a write once it holds both its ``aw`` and its ``w`` beat, and checks that
-    the bridge keeps every ``valid`` up, with its fields unchanged, until taken.
+    it is set). The memory's ``rdata`` is noise except in the cycle ``latency`` cycles after
+    a read, when ``rvalid`` is high and it holds the word. The register model performs a
+    write once it holds both its ``aw`` and its ``w`` beat, and checks that the bridge keeps
+    every ``valid`` up, with its fields unchanged, until taken.
     """
 
-    def __init__(self, *, seed, config=PRESETS["tiny"], memory_bytes=MEMORY, ready=0.5):
+    def __init__(self, *, seed, config=PRESETS["tiny"], memory_bytes=MEMORY, ready=0.5,
+                 latency=1):
         self.seed = seed
+        self.latency = latency
         self.rng = random.Random(seed)
         self.dut = dut = HostBridge(config, divisor=DIVISOR, memory_bytes=memory_bytes)
         self.lanes = config.bus_bytes
@@ -113,7 +116,7 @@ class Board:
         self._flags = Cat(dut.tx, dut.error, dut.active, dut.mem.valid, dut.csr.aw.valid,
                           dut.csr.w.valid, dut.csr.ar.valid, dut.csr.b.ready, dut.csr.r.ready)
         self._rx = 1
-        self._rdata = None  # the word read at the last edge
+        self._rdata = None  # (cycles to wait, word) of the read on its way
         self._noise = False  # rdata still holds a word read
         self._aw, self._w = deque(), deque()
         self._b = self._r = None
@@ -148,12 +151,16 @@ class Board:
         if level != self._rx:
             ctx.set(dut.rx, level)
             self._rx = level
-        if self._rdata is not None:
-            ctx.set(mem.rdata, self._rdata)
+        if self._rdata is not None and self._rdata[0] == 0:
+            ctx.set(mem.rdata, self._rdata[1])
+            ctx.set(mem.rvalid, 1)
             self._rdata, self._noise = None, True
         elif self._noise:
             ctx.set(mem.rdata, self.rng.getrandbits(8 * self.lanes))
+            ctx.set(mem.rvalid, 0)
             self._noise = False
+        if self._rdata is not None:
+            self._rdata = (self._rdata[0] - 1, self._rdata[1])
         flags = ctx.get(self._flags)
         tx, error, active, m_valid, aw_valid, w_valid, ar_valid, b_ready, r_ready = (
             flags >> i & 1 for i in range(9))
@@ -171,7 +178,8 @@ class Board:
                     if wstrb >> lane & 1:
                         self.memory[base + lane] = wdata >> 8 * lane & 0xFF
             else:
-                self._rdata = int.from_bytes(self.memory[base:base + self.lanes], "little")
+                self._rdata = (self.latency - 1,
+                               int.from_bytes(self.memory[base:base + self.lanes], "little"))
 
         b_done = self._b is not None and b_ready
         r_done = self._r is not None and r_ready
@@ -395,10 +403,13 @@ def test_csr_read_write():
     assert board.active_cycles > 0
 
 
-@pytest.mark.parametrize(("preset", "seed"), [("tiny", 1), ("default", 2), ("large", 3)])
-def test_memory_write_then_read(preset, seed):
-    """Writes of unaligned ranges change exactly those bytes; reads return the model's."""
-    board = Board(seed=seed, config=PRESETS[preset])
+@pytest.mark.parametrize(("preset", "seed", "latency"),
+                         [("tiny", 1, 1), ("default", 2, 2), ("large", 3, 1), ("tiny", 11, 2)])
+def test_memory_write_then_read(preset, seed, latency):
+    """Writes of unaligned ranges change exactly those bytes; reads return the model's, from
+    a memory whose reads take one cycle (the iCEBreaker's SPRAMs) or two (block RAM with its
+    request registered)."""
+    board = Board(seed=seed, config=PRESETS[preset], latency=latency)
     rng = random.Random(seed + 100)
     ranges = [(0x1, 1), (0x23, 3), (0x3D, 5), (0x6F, 17), (0x80, 8), (0x3FF, 1),
               (0x2F3, MAX_BURST)]

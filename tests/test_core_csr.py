@@ -690,20 +690,21 @@ def test_status_shows_busy_and_queues(name):
 # -- counters ------------------------------------------------------------------------------------
 
 def test_counter_alone_carries_wraps_and_clears():
-    """A narrow :class:`Counter` against a model every cycle: the carry into the upper half,
-    the wrap at ``2**width`` and ``clear`` winning over ``inc``."""
+    """A narrow :class:`Counter` against a model every cycle: each increment added one edge
+    late, the carry into the upper half, the wrap at ``2**width`` and ``clear`` winning over
+    both the increment it comes with and the one on its way."""
     seed = 81
     rng = random.Random(seed)
     dut = Counter(8, 3)
 
     async def bench(ctx):
-        model = 0
+        model = pending = 0
         for cycle in range(600):
             inc, clear = rng.randrange(8), int(rng.random() < 0.02)
             ctx.set(dut.inc, inc)
             ctx.set(dut.clear, clear)
             await ctx.tick()
-            model = 0 if clear else (model + inc) % 256
+            model, pending = (0, 0) if clear else ((model + pending) % 256, inc)
             assert ctx.get(dut.value) == model, f"seed {seed}, cycle {cycle}"
 
     simulate(dut, bench)
@@ -729,6 +730,7 @@ def test_counters_count_and_clear(name):
             for n, v in counts.items():
                 totals[n] += v
         ctx.set(dut.counts, {})
+        await ctx.tick()  # the last increment lands
         return totals
 
     async def read_counters(ctx):
@@ -765,6 +767,7 @@ def test_counters_carry_across_lo_and_hi():
         for _ in range(3):
             await ctx.tick()
         ctx.set(dut.counts, {})
+        await ctx.tick()  # the last increment lands
         for n in names:
             want = preload[n] + 3 * incs[n]
             lo = await master.read_reg(ctx, f"{n}_LO")
@@ -775,6 +778,7 @@ def test_counters_carry_across_lo_and_hi():
         ctx.set(dut.counts, {"macs": 5})
         await ctx.tick()
         ctx.set(dut.counts, {})
+        await ctx.tick()
         assert await master.read_reg(ctx, "MACS_HI") == 0
         assert await master.read_reg(ctx, "MACS_LO") == 3
 

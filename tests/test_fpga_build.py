@@ -32,7 +32,8 @@ def test_build_plan(name, tmp_path):
     assert "stat -json" in synth
     assert ("synth_ice40 -dsp" if brd.family == "ice40" else "synth_ecp5") in synth
     assert "--report nextpnr.json" in script and "--timing-allow-fail" in script
-    assert ("--router router2" in script) == (brd.family == "ecp5")
+    for option in build.ECP5_NEXTPNR_OPTIONS:
+        assert (option in script) == (brd.family == "ecp5"), option
     if brd.family == "ice40":
         pins = (directory / "top.pcf").read_text()
         # UART rx/tx of the iCEBreaker's FTDI, four LEDs, the 30 MHz constraint.
@@ -116,10 +117,15 @@ def test_missing_tool_is_one_line(monkeypatch, capsys, tmp_path):
 def test_failed_tool_is_one_line(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(build, "out_dir", lambda brd: tmp_path)
     monkeypatch.setenv("YOSYS", "false")
+    # An earlier build's files, which would show stages this one never reaches.
+    earlier = [tmp_path / name for name in ("top.json", "top.asc", "top.bin", "report.json")]
+    for path in earlier:
+        path.write_text("earlier")
     assert build.main(["--board", "icebreaker"]) == 2
     # The progress line, then the error in one line.
     err = capsys.readouterr().err.splitlines()[-1]
     assert err.startswith("bitstream: error: the icebreaker build failed: ")
+    assert not any(path.exists() for path in earlier)
 
 
 def test_missed_timing_is_one_line_and_exit_1(monkeypatch, capsys, tmp_path):

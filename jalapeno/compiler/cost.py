@@ -49,8 +49,9 @@ class CostParams:
     #: Memory read latency: AR to the first R beat (``sim.core_system.READ_LATENCY``).
     latency: int = 20
     #: From a GEMM's last read to its last result in the accumulator memory, past
-    #: ``rows + cols`` (the products' two registers are two of them).
-    gemm_latency: int = 7
+    #: ``rows + cols`` (the array's input register and the products' two registers are three
+    #: of them).
+    gemm_latency: int = 8
     #: Cycles between two GEMMs on the compute read port.
     gemm_gap: int = 1
     #: Fixed cost of a VECTOR (record header, pipeline fill and drain).

@@ -8,6 +8,7 @@ from amaranth.utils import ceil_log2
 from jalapeno.isa import Opcode
 from rtl.dma.descriptor import check_config
 from rtl.dma.scratchpad import dma_write_layout
+from rtl.systolic.multipliers import logic_product
 from rtl.systolic.sequencer import tile_command_layout
 
 from .decode import error_layout, field
@@ -182,7 +183,8 @@ class ComputeQueue(wiring.Component):
                 cmd_owed.eq(1),
                 w_addr.eq(f("w_addr")), a_addr.eq(f("act_addr")),
                 weights_left.eq(f("k")), acts_left.eq(f("m")),
-                kn.eq(f("k") * f("n")),
+                # In logic: a DSP block here would be one fewer for the array's products.
+                kn.eq(logic_product(f("k"), f("n"))),
                 command.m.eq(f("m")), command.k.eq(f("k")), command.n.eq(f("n")),
                 command.acc_addr.eq(f("acc_addr")), command.accumulate.eq(f("accumulate")),
                 owed.eq(push.as_value().any()), owed_push.eq(push),

@@ -107,8 +107,14 @@ def counts_layout(config: JalapenoConfig):
 
 
 class Counter(wiring.Component):
-    """A ``width``-bit event counter: adds ``inc`` at every edge, wrapping modulo
-    ``2**width``, and becomes 0 instead at an edge where ``clear`` is high.
+    """A ``width``-bit event counter: adds each ``inc`` one edge after it is given, wrapping
+    modulo ``2**width``, and becomes 0 instead at an edge where ``clear`` is high, dropping
+    the increment still on its way as well as the one given with ``clear``.
+
+    The increment waits a cycle in a register so that what computes it (the core's
+    handshakes, a popcount of strobes) and the wide carry chain of the count are two clock
+    paths, not one. The count is the same as adding at once, a cycle later; the core's
+    counters are read over the bus, many cycles after anything they count.
 
     One of these holds each 64-bit performance counter of :class:`CsrBlock`; on its own and
     narrow, it shows the carry across the halves without 2**32 cycles of simulation.
@@ -126,9 +132,9 @@ class Counter(wiring.Component):
     Attributes
     ----------
     inc : In(inc_width)
-        Added at the next edge.
+        Added at the edge after the next.
     clear : In(1)
-        Zeroes the count at the next edge, whatever ``inc`` is.
+        Zeroes the count at the next edge and drops the increments given up to it.
     value : Out(width)
         The count, a register; 0 after reset.
 
@@ -150,10 +156,11 @@ class Counter(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        pending = Signal.like(self.inc)
         with m.If(self.clear):
-            m.d.sync += self.value.eq(0)
+            m.d.sync += [self.value.eq(0), pending.eq(0)]
         with m.Else():
-            m.d.sync += self.value.eq(self.value + self.inc)
+            m.d.sync += [self.value.eq(self.value + pending), pending.eq(self.inc)]
         return m
 
 

@@ -6,7 +6,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import JalapenoConfig
-from .multipliers import Multipliers
+from .multipliers import Multipliers, dsp_products
 from .pe import ProcessingElement, psum_shape
 from .skew import Skew
 
@@ -36,18 +36,20 @@ class SystolicArray(wiring.Component):
     """``rows x cols`` weight-stationary array computing one int32 result vector per cycle.
 
     PE ``(r, c)`` holds weight ``W[r, c]`` of the bank an activation selects. Activation
-    vector ``a`` (``rows`` int8 lanes) enters skewed, so ``a[r]`` reaches row ``r`` ``r``
-    cycles late and travels right; partial sums travel down, and the deskewed bottom row is
-    ``a @ W`` (``cols`` int32 lanes, exact: see :func:`psum_shape`). A tag of any shape
-    travels with each vector so the consumer knows where the result belongs.
+    vector ``a`` (``rows`` int8 lanes) enters through a register and then skewed, so ``a[r]``
+    reaches row ``r`` ``r`` cycles after row 0 and travels right; partial sums travel down,
+    and the deskewed bottom row is ``a @ W`` (``cols`` int32 lanes, exact: see
+    :func:`psum_shape`). A tag of any shape travels with each vector so the consumer knows
+    where the result belongs. The input register is there for the clock: without it, the
+    producer's logic (a scratchpad read) runs straight into row 0's products.
 
-    Weight rows are written into one bank of every PE of the row they name. The write
-    travels along the row with the same skew as the activations: column ``c`` of a row write
-    accepted in cycle ``W`` lands at the end of cycle ``W + c``, just behind any activation
-    accepted up to cycle ``W``. So a bank may be rewritten from the very cycle in which the
-    last activation using it is accepted, and a new activation may use a bank from the cycle
-    after its last row was accepted: two banks let one tile load while another computes,
-    with no gap between tiles.
+    Weight rows are written into one bank of every PE of the row they name. The write enters
+    through its own register and travels along the row with the same skew as the
+    activations: column ``c`` of a row write accepted in cycle ``W`` lands at the end of cycle
+    ``W + c + 1``, just behind any activation accepted up to cycle ``W``. So a bank may be
+    rewritten from the very cycle in which the last activation using it is accepted, and a
+    new activation may use a bank from the cycle after its last row was accepted: two banks
+    let one tile load while another computes, with no gap between tiles.
 
     The whole pipeline, weight writes included, advances together: it stalls only while a
     result is offered and not taken, so output backpressure never loses or reorders data;
@@ -93,8 +95,8 @@ class SystolicArray(wiring.Component):
     @property
     def latency(self):
         """Enabled cycles from accepting an activation vector to offering its result: the
-        skew, the products' pipeline and the deskew."""
-        return self._config.rows + self._config.cols - 1 + Multipliers.LATENCY
+        input register, the skew, the products' pipeline and the deskew."""
+        return self._config.rows + self._config.cols + Multipliers.LATENCY
 
     def elaborate(self, platform):
         m = Module()
@@ -111,24 +113,31 @@ class SystolicArray(wiring.Component):
         m.submodules.deskew = deskew = Skew(
             lanes=cfg.cols, shape=psum_shape(cfg, cfg.rows - 1), descending=True)
         m.submodules.skew_w = skew_w = Skew(lanes=cfg.cols, shape=_column_write_layout(cfg))
-        m.d.comb += [
-            skew_a.en.eq(en), skew_bank.en.eq(en), deskew.en.eq(en), skew_w.en.eq(en),
-            skew_a.i.eq(self.acts.payload.data),
-            skew_bank.i.eq(self.acts.payload.bank.replicate(cfg.rows)),
-        ]
-        for c in range(cfg.cols):
-            m.d.comb += [
-                skew_w.i[c].data.eq(self.weights.payload.data[c]),
-                skew_w.i[c].row.eq(self.weights.payload.row),
-                skew_w.i[c].bank.eq(self.weights.payload.bank),
-                skew_w.i[c].valid.eq(self.weights.valid),
+        m.d.comb += [skew_a.en.eq(en), skew_bank.en.eq(en), deskew.en.eq(en), skew_w.en.eq(en)]
+        # The input registers: activations and weight writes alike, so a write keeps its
+        # place behind the activations.
+        with m.If(en):
+            m.d.sync += [
+                skew_a.i.eq(self.acts.payload.data),
+                skew_bank.i.eq(self.acts.payload.bank.replicate(cfg.rows)),
             ]
+            for c in range(cfg.cols):
+                m.d.sync += [
+                    skew_w.i[c].data.eq(self.weights.payload.data[c]),
+                    skew_w.i[c].row.eq(self.weights.payload.row),
+                    skew_w.i[c].bank.eq(self.weights.payload.bank),
+                    skew_w.i[c].valid.eq(self.weights.valid),
+                ]
 
         # The products two PEs at a time (an iCE40 SB_MAC16 holds two), each pair in its own
         # small unit: one wide unit would make every PE's operands one wide signal, which an
-        # event-driven simulator re-evaluates whole for each PE's change.
+        # event-driven simulator re-evaluates whole for each PE's change. The pairs the
+        # device's DSP blocks cannot hold are built in logic.
         lanes = cfg.rows * cfg.cols
-        products = [Multipliers(cfg, min(2, lanes - lane)) for lane in range(0, lanes, 2)]
+        budget = dsp_products(platform)
+        products = [Multipliers(cfg, min(2, lanes - lane),
+                                hard=budget is None or lane + 2 <= budget)
+                    for lane in range(0, lanes, 2)]
         for k, pair in enumerate(products):
             m.submodules[f"products_{k}"] = pair
             m.d.comb += pair.en.eq(en)

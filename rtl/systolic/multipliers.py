@@ -1,13 +1,48 @@
 """The array's int8 products, pipelined as the FPGAs' DSP blocks compute them."""
 
-from amaranth import Cat, ClockSignal, Const, Module, ResetSignal, Signal, signed
+import operator
+
+from amaranth import Cat, ClockSignal, Const, Module, Mux, ResetSignal, Signal, Value, signed
 from amaranth.hdl import Instance
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import JalapenoConfig
 
-__all__ = ["Multipliers"]
+__all__ = ["Multipliers", "DSP_BLOCKS", "dsp_products", "logic_product"]
+
+#: DSP blocks of each device whose blocks :class:`Multipliers` instantiates, by the name
+#: Amaranth's platforms give it: SB_MAC16s of the iCE40 UltraPlus parts (two products each),
+#: MULT18X18Ds of the ECP5s (one each).
+DSP_BLOCKS = {
+    "iCE40UP3K": 4, "iCE40UP5K": 8,
+    "LFE5U-12F": 28, "LFE5U-25F": 28, "LFE5U-45F": 72, "LFE5U-85F": 156,
+    "LFE5UM-25F": 28, "LFE5UM-45F": 72, "LFE5UM-85F": 156,
+    "LFE5UM5G-25F": 28, "LFE5UM5G-45F": 72, "LFE5UM5G-85F": 156,
+}
+
+#: Products one DSP block holds, by the ``family`` Amaranth's platforms give.
+_PRODUCTS_PER_BLOCK = {"iCE40": 2, "ecp5": 1}
+
+
+def dsp_products(platform):
+    """How many products ``platform``'s DSP blocks hold, or ``None`` without a limit: a
+    platform of neither family (simulation) builds its products from flip-flops and a
+    multiply, whatever their number.
+
+    Raises
+    ------
+    ValueError
+        If ``platform`` is an iCE40 or ECP5 whose device :data:`DSP_BLOCKS` does not list.
+    """
+    family = getattr(platform, "family", None)
+    if family not in _PRODUCTS_PER_BLOCK:
+        return None
+    device = platform.device
+    if device not in DSP_BLOCKS:
+        raise ValueError(f"no DSP block count for the {family} device {device!r}; known: "
+                         f"{', '.join(DSP_BLOCKS)}")
+    return DSP_BLOCKS[device] * _PRODUCTS_PER_BLOCK[family]
 
 #: Every parameter of the iCE40 SB_MAC16, at the width Yosys's model declares: two signed 8x8
 #: products through the input (A, B) and 8x8 product registers, selected onto O; C and D
@@ -70,12 +105,20 @@ class Multipliers(wiring.Component):
     per block. The block's clock enable is ``en | rst`` so that its synchronous reset acts in
     every reset cycle, as the generic registers' does.
 
+    With ``hard`` false no DSP block is used, on any platform: each product is a tree of
+    shifted partial products between the same two registers, which Yosys maps into logic (it
+    would put a multiply into a DSP block). The array builds the products its device's
+    blocks cannot hold this way (:func:`dsp_products`), so an array larger than the blocks
+    still places.
+
     Parameters
     ----------
     config : :class:`JalapenoConfig`
         Design point; the products are ``in_width`` x ``in_width``.
     lanes : int
         Number of products.
+    hard : bool
+        Whether the products go into the platform's DSP blocks (where it has any).
 
     Attributes
     ----------
@@ -85,14 +128,22 @@ class Multipliers(wiring.Component):
         The operands.
     p : Out(ArrayLayout(signed(2 * in_width), lanes))
         ``a * w`` of the operands taken :data:`LATENCY` enabled edges ago; 0 after reset.
+
+    Raises
+    ------
+    TypeError
+        If ``hard`` is not a bool.
     """
 
     #: Enabled edges from operands to their product.
     LATENCY = 2
 
-    def __init__(self, config: JalapenoConfig, lanes: int):
+    def __init__(self, config: JalapenoConfig, lanes: int, *, hard: bool = True):
+        if not isinstance(hard, bool):
+            raise TypeError(f"hard must be a bool, not {hard!r}")
         self._config = config
         self._lanes = lanes
+        self._hard = hard
         self._operand = data.ArrayLayout(signed(config.in_width), lanes)
         super().__init__({
             "en": In(1),
@@ -104,12 +155,14 @@ class Multipliers(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         family = getattr(platform, "family", None)
-        if family == "ecp5":
+        if not self._hard:
+            self._registered(m, range(self._lanes), logic_product)
+        elif family == "ecp5":
             self._mult18x18d(m)
-            return m
-        pairs = self._lanes // 2 if family == "iCE40" else 0
-        self._sb_mac16(m, pairs)
-        self._generic(m, range(2 * pairs, self._lanes))
+        else:
+            pairs = self._lanes // 2 if family == "iCE40" else 0
+            self._sb_mac16(m, pairs)
+            self._registered(m, range(2 * pairs, self._lanes), operator.mul)
         return m
 
     def _sb_mac16(self, m, pairs):
@@ -127,15 +180,16 @@ class Multipliers(wiring.Component):
                 i_C=Const(0, 16), i_D=Const(0, 16),
                 o_O=Cat(self.p[lo], self.p[hi]))
 
-    def _generic(self, m, lanes):
-        """``lanes`` as flip-flops beside a multiply: operand registers, then the product's."""
+    def _registered(self, m, lanes, multiply):
+        """``lanes`` as flip-flops around ``multiply`` (of two Amaranth values): operand
+        registers, then the product's."""
         layout = data.ArrayLayout(signed(self._config.in_width), len(lanes))
         a = Signal(layout, name="a_reg")
         w = Signal(layout, name="w_reg")
         with m.If(self.en):
             for reg, lane in enumerate(lanes):
                 m.d.sync += [a[reg].eq(self.a[lane]), w[reg].eq(self.w[lane])]
-                m.d.sync += self.p[lane].eq(a[reg] * w[reg])
+                m.d.sync += self.p[lane].eq(multiply(a[reg], w[reg]))
 
     def _mult18x18d(self, m):
         """One ECP5 MULT18X18D per lane, with its input and output registers on."""
@@ -155,3 +209,18 @@ class Multipliers(wiring.Component):
                 i_SIGNEDA=1, i_SIGNEDB=1, i_SOURCEA=0, i_SOURCEB=0,
                 i_CLK0=ClockSignal("sync"), i_CE0=self.en | rst, i_RST0=rst,
                 **{f"o_P{bit}": product[bit] for bit in range(_MULT18X18D_OUT)})
+
+
+def logic_product(a, w):
+    """``a * w`` of two Amaranth values as a sum of partial products, ``a`` shifted by each
+    bit of ``w`` (for a signed ``w``, the sign bit's subtracted), added in a balanced tree:
+    as many adders deep as the log of the width. Yosys maps it into logic, where it would put
+    a multiply into a DSP block."""
+    w = Value.cast(w)
+    top = len(w) - 1
+    terms = [Mux(w[bit], a << bit, 0) for bit in range(top)]
+    terms.append(Mux(w[top], -(a << top) if w.shape().signed else a << top, 0))
+    while len(terms) > 1:
+        terms = [terms[k] + terms[k + 1] if k + 1 < len(terms) else terms[k]
+                 for k in range(0, len(terms), 2)]
+    return terms[0]
