@@ -165,13 +165,16 @@ def board_config(base: JalapenoConfig, memory_bytes: int, **changes) -> Jalapeno
 
 #: The boards, by name. Both carry matrix-only cores for now: the vector unit alone is three
 #: times the UP5K, and on the 85F it needs more MULT18X18Ds than there are. On the UP5K each
-#: queue entry is an instruction in logic cells, so its queues hold two. The ULX3S's 8 x 8
+#: queue entry is an instruction in logic cells, so its queues hold two, and its accumulator
+#: read buffer three rows, not four: without the vector unit only STOREs read the
+#: accumulator, a row per four bus words, which three entries keep up with. The ULX3S's 8 x 8
 #: array is a stand-in until its size is chosen by measured GMAC/s at met timing (12 x 12
 #: against 16 x 16).
 BOARDS = {
     "icebreaker": Board(
         name="icebreaker", platform=ICEBreakerPlatform, family="ice40",
-        config=board_config(preset("tiny"), SPRAM_BYTES, queue_depth=2),
+        config=board_config(preset("tiny"), SPRAM_BYTES, queue_depth=2,
+                            read_fifo_depth=3),
         oscillator_hz=12e6, clock_hz=30e6, memory_bytes=SPRAM_BYTES, spram=True,
         leds={"heartbeat": ("led_g", 0), "link_error": ("led_r", 0), "link": ("led_g", 1),
               "irq": ("led_r", 1)},

@@ -35,8 +35,10 @@ class JalapenoConfig:
         Rows of the accumulator memory, a power of two. One GEMM tile writes ``M`` consecutive
         rows, so ``M`` of a single tile is at most ``acc_depth``.
     read_fifo_depth : int
-        Entries of the accumulator read-response buffer. Three keep one read per cycle flowing
-        through the one-cycle memory latency.
+        Entries of the accumulator read-response buffer. A read holds its entry from its
+        request through its two pipeline stages until its response is taken, three cycles at
+        least, so four (the default) keep one read per cycle flowing; three give three reads in
+        four cycles.
     bus_width : int
         Data bits of the AXI4 master the DMA uses: 32, 64 or 128.
     addr_width : int
@@ -74,7 +76,7 @@ class JalapenoConfig:
     rows: int
     cols: int
     acc_depth: int
-    read_fifo_depth: int = 3
+    read_fifo_depth: int = 4
     bus_width: int = 64
     addr_width: int = 32
     spad_bytes: int = 65536

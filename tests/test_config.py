@@ -69,7 +69,7 @@ def test_range_limits_accepted(overrides):
 def test_defaults_and_derived():
     cfg = make(acc_depth=512)
     assert cfg.name == "custom"
-    assert cfg.read_fifo_depth == 3
+    assert cfg.read_fifo_depth == 4
     assert cfg.max_row == 1024
     assert cfg.queue_depth == 8
     assert cfg.vector_unit is True

@@ -106,10 +106,13 @@ def random_rows(rng, cfg):
 
 def monitor(spad, golden, log):
     """A background testbench that updates ``golden`` at every edge and appends, in acceptance
-    order, the expected response of every read to ``log["vec"]`` and ``log["dma"]``: a read
-    sees the writes of earlier edges only. It also counts in ``log["conflicts"]`` the edges at
-    which both readers asked for one bank, and in ``log["collisions"]`` the reads taken at the
-    edge that wrote their line."""
+    order, the expected response of every vector read to ``log["vec"]`` (it sees the writes of
+    earlier edges only) and, for every DMA read, to ``log["dma"]`` the ``(edge, word)`` it
+    would return if issued at each edge after its acceptance up to the one before its response
+    leaves (``"seen"``; see :func:`check_dma_words`). It also counts in ``log["conflicts"]``
+    the edges at which both readers asked for one bank, and in ``log["collisions"]`` the vector
+    reads taken at the edge that wrote their line and the DMA reads whose bytes were written
+    between their acceptance and their response."""
     cfg = spad.config
 
     def spot(addr, size):
@@ -117,26 +120,51 @@ def monitor(spad, golden, log):
             return None
         return addr // spad.bank_bytes, addr // spad.line_bytes
 
+    open_reads = deque()
+
     async def watch(ctx):
+        edge = 0
         while True:
-            _, _, w_valid, w_beat, r_valid, r_ready, r_addr, v_valid, v_ready, v_addr = \
-                await ctx.tick().sample(
+            (_, _, w_valid, w_beat, r_valid, r_ready, r_addr, v_valid, v_ready, v_addr,
+             d_valid, d_ready) = await ctx.tick().sample(
                     spad.dma_w.valid, spad.dma_w.payload, spad.dma_r.valid, spad.dma_r.ready,
-                    spad.dma_r.payload, spad.vec_r.valid, spad.vec_r.ready, spad.vec_r.payload)
+                    spad.dma_r.payload, spad.vec_r.valid, spad.vec_r.ready, spad.vec_r.payload,
+                    spad.dma_rdata.valid, spad.dma_rdata.ready)
             r_spot, v_spot = spot(r_addr, cfg.bus_bytes), spot(v_addr, spad.vector_pitch)
             if r_valid and v_valid and r_spot and v_spot and r_spot[0] == v_spot[0]:
                 log["conflicts"] += 1
             w_spot = spot(w_beat.addr, cfg.bus_bytes) if w_valid else None
+            if d_valid and d_ready:
+                read = open_reads.popleft()
+                log["collisions"] += len({word for _, word in read["seen"]}) > 1
+            for read in open_reads:
+                read["seen"].append((edge, golden.word(read["addr"])))
             if r_valid and r_ready:
-                log["dma"].append(golden.word(r_addr))
-                log["collisions"] += w_spot is not None and w_spot == r_spot
+                open_reads.append({"addr": r_addr, "seen": []})
+                log["dma"].append(open_reads[-1])
             if v_valid and v_ready:
                 log["vec"].append(golden.vector(v_addr))
                 log["collisions"] += w_spot is not None and w_spot == v_spot
             if w_valid:
                 golden.write({"addr": w_beat.addr, "data": w_beat.data, "strb": w_beat.strb})
+            edge += 1
 
     return watch
+
+
+def check_dma_words(got, log, seed):
+    """The DMA read words ``got`` against the monitor's ``log["dma"]``: a DMA read sees the
+    memory as it is at the edge it is issued from the entry register, after its acceptance edge
+    and before its response edge, and reads are issued in order, one per edge. Each word must
+    then be the one of such an edge later than the edge chosen for the read before it (the
+    earliest that fits is chosen, which leaves the most choice to the reads that follow)."""
+    issued = -1
+    assert len(got) == len(log), f"seed {seed}: {len(got)} DMA words, {len(log)} reads"
+    for k, (word, read) in enumerate(zip(got, log, strict=True)):
+        edges = [edge for edge, value in read["seen"] if edge > issued and value == word]
+        assert edges, f"seed {seed}: DMA read {k} of address {read['addr']:#x}: {word:#x} " \
+            f"is none of {[hex(value) for edge, value in read['seen'] if edge > issued]}"
+        issued = edges[0]
 
 
 def hot_addresses(spad, unit, rng, count, *, lines=3):
@@ -157,8 +185,8 @@ def first_mismatch(got, expected):
 def test_concurrent_against_golden(name, seed):
     """Random DMA writes with random strobes, random DMA reads of both spaces and random vector
     reads, all at once under random idle cycles, backpressure and accumulator latency, match
-    the golden byte array read at each request's acceptance edge, in order; ``error`` stays
-    low."""
+    the golden byte array read at each vector read's acceptance edge and at a DMA read's issue
+    edge (:func:`check_dma_words`), in order; ``error`` stays low."""
     rng = np.random.default_rng(seed)
     stall = random.Random(seed)
     spad = make(name)
@@ -203,11 +231,11 @@ def test_concurrent_against_golden(name, seed):
     simulate(spad, write, dma_read, dma_take, vec_read, vec_take,
              background=[monitor(spad, golden, log),
                          fake_accumulator(spad, rows, rng=stall, latency=(1, 5), ready=0.6)])
-    for port, requests in (("vec", vec_reads), ("dma", dma_reads)):
-        index = first_mismatch(got[port], log[port])
-        assert index is None, \
-            f"seed {seed}: {port} read {index} of address {requests[index]:#x}: " \
-            f"{got[port][index]} != {log[port][index]}"
+    index = first_mismatch(got["vec"], log["vec"])
+    assert index is None, \
+        f"seed {seed}: vector read {index} of address {vec_reads[index]:#x}: " \
+        f"{got['vec'][index]} != {log['vec'][index]}"
+    check_dma_words(got["dma"], log["dma"], seed)
     assert log["conflicts"] >= 3 and log["collisions"] >= 3, \
         f"seed {seed}: {log['conflicts']} conflicts, {log['collisions']} collisions"
 
@@ -263,6 +291,22 @@ def test_accumulator_byte_layout():
     assert got == expected
 
 
+def _row_word(values, k):
+    """Bus word ``k`` of an accumulator row of int32 ``values`` (two lanes a word)."""
+    return int.from_bytes(np.asarray(values[2 * k:2 * k + 2], "<i4").tobytes(), "little")
+
+
+def counter(spad, reads):
+    """A background process appending to ``reads`` for every accumulator row read taken."""
+    async def count(ctx):
+        while True:
+            _, _, valid, ready = await ctx.tick().sample(spad.acc_read.valid,
+                                                         spad.acc_read.ready)
+            if valid and ready:
+                reads.append(1)
+    return count
+
+
 def test_accumulator_row_read_once():
     """A row's four words cost one accumulator read while the requests stay on it; the kept
     copy is used until another row is asked for or ``acc_flush``: a row changed behind a kept
@@ -271,9 +315,6 @@ def test_accumulator_row_read_once():
     base, rows = spad.config.acc_base, zero_rows(spad.config)
     rows[5] = np.arange(8) + 100
     reads, got = [], []
-
-    def word(values, k):
-        return int.from_bytes(np.asarray(values[2 * k:2 * k + 2], "<i4").tobytes(), "little")
 
     async def ask(ctx):
         for k in range(4):
@@ -291,17 +332,65 @@ def test_accumulator_row_read_once():
         for _ in range(6):
             got.append(await stream_get(ctx, spad.dma_rdata))
 
-    async def count(ctx):
-        while True:
-            _, _, valid, ready = await ctx.tick().sample(spad.acc_read.valid,
-                                                         spad.acc_read.ready)
-            if valid and ready:
-                reads.append(1)
-
-    simulate(spad, ask, take, background=[fake_accumulator(spad, rows), count])
+    simulate(spad, ask, take,
+             background=[fake_accumulator(spad, rows), counter(spad, reads)])
     old, new = np.arange(8) + 100, np.arange(8) + 200
-    assert got == [word(old, k) for k in range(4)] + [word(old, 0), word(new, 1)]
+    assert got == [_row_word(old, k) for k in range(4)] + \
+        [_row_word(old, 0), _row_word(new, 1)]
     assert len(reads) == 2
+
+
+def test_acc_flush_with_requests_waiting():
+    """``acc_flush`` applies to the requests accepted after it, in request order: requests
+    accepted into the entry register before it (behind a full response queue) still read the
+    kept copy of the row, those accepted after it read the row afresh; a flush followed by a
+    scratchpad read ends the copy's use as well."""
+    spad = Scratchpad(preset("default"))
+    base, rows = spad.config.acc_base, zero_rows(spad.config)
+    rows[5] = np.arange(8) + 100
+    row5 = base + 5 * 32
+    reads, got = [], []
+    release = 30
+
+    async def flush(ctx):
+        ctx.set(spad.acc_flush, 1)
+        await ctx.tick()
+        ctx.set(spad.acc_flush, 0)
+
+    async def ask(ctx):
+        await stream_put(ctx, spad.dma_r, row5)  # read and kept
+        for _ in range(6):
+            await ctx.tick()
+        # dma_rdata is not taken now: four requests fill the response order queue, two more
+        # wait in the entry register, which is then full.
+        for k in [1, 2, 3, 0, 1, 2]:
+            await stream_put(ctx, spad.dma_r, row5 + 8 * k)
+        await ctx.tick()
+        assert not ctx.get(spad.dma_r.ready), "the entry register should be full"
+        rows[5] = np.arange(8) + 200  # the array writes row 5
+        await flush(ctx)
+        for k in [3, 0]:
+            await stream_put(ctx, spad.dma_r, row5 + 8 * k)
+        for _ in range(8):
+            await ctx.tick()
+        rows[5] = np.arange(8) + 300
+        await flush(ctx)
+        await stream_put(ctx, spad.dma_r, 0)
+        await stream_put(ctx, spad.dma_r, row5 + 8)
+
+    async def take(ctx):
+        got.append(await stream_get(ctx, spad.dma_rdata))
+        for _ in range(release):
+            await ctx.tick()
+        for _ in range(10):
+            got.append(await stream_get(ctx, spad.dma_rdata))
+
+    simulate(spad, ask, take,
+             background=[fake_accumulator(spad, rows), counter(spad, reads)])
+    old, new, newer = (np.arange(8) + offset for offset in (100, 200, 300))
+    assert got == [_row_word(old, k) for k in [0, 1, 2, 3, 0, 1, 2]] + \
+        [_row_word(new, 3), _row_word(new, 0), 0, _row_word(newer, 1)]
+    assert len(reads) == 3
 
 
 @pytest.mark.parametrize("name", ["tiny", "four_rows"])
@@ -382,8 +471,9 @@ def run_schedule(spad, *, writes=(), dma_reads=(), vec_reads=(), cycles, rows=No
 def test_full_throughput(name):
     """A vector per cycle from bank 0 while the DMA writes a word per cycle into banks 0 and 1
     and reads a word per cycle from bank 1: every request is taken at the edge it is offered,
-    vectors leave one edge later and words two edges later, back to back, each with the bytes
-    of the writes of earlier edges. Then accumulator words, one per cycle, as fast."""
+    vectors leave one edge later and words three edges later, back to back, each with the
+    bytes of the writes of edges before its issue (its acceptance edge for a vector, the next
+    one for a DMA read). Then accumulator words, one per cycle, as fast."""
     spad = make(name)
     cfg = spad.config
     n = 24
@@ -398,33 +488,73 @@ def test_full_throughput(name):
                               dma_reads=spad_reads + acc_reads, cycles=2 * n + 6, rows=rows)
     assert taken == {"w": list(range(n)), "v": list(range(n)), "r": list(range(2 * n))}
     assert [edge for edge, _ in out["vec"]] == [k + spad.latency for k in range(n)]
-    assert [edge for edge, _ in out["dma"]] == [k + 2 for k in range(2 * n)]
+    assert [edge for edge, _ in out["dma"]] == [k + 3 for k in range(2 * n)]
     assert [vector for _, vector in out["vec"]] == \
         [state_before(spad, writes, k).vector(addr) for k, addr in vec_reads]
     assert [word for _, word in out["dma"]] == \
-        [state_before(spad, writes, k, rows).word(addr) for k, addr in spad_reads + acc_reads]
+        [state_before(spad, writes, k + 1, rows).word(addr)
+         for k, addr in spad_reads + acc_reads]
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("name", SHAPES)
+def test_dma_read_latency_and_throughput(name, seed):
+    """Back-to-back DMA reads of random scratchpad words, with random writes and, in another
+    bank, random vector reads at the same time: every read is taken at the edge it is offered,
+    one per edge, and its word leaves three edges after that, back to back, with the bytes of
+    the writes of the edges before its issue (the edge after its acceptance)."""
+    rng = np.random.default_rng(seed)
+    spad = make(name)
+    cfg = spad.config
+    n, start = int(rng.integers(8, 33)), int(rng.integers(0, 6))
+    # Vector reads in bank 0 when there are several banks, DMA reads in the others.
+    dma_banks = range(1, spad.banks) if spad.banks > 1 else range(1)
+    words_per_bank = spad.bank_bytes // cfg.bus_bytes
+    lines = min(words_per_bank, 4 * spad.line_bytes // cfg.bus_bytes)
+    dma_reads = [(start + k, int(rng.choice(dma_banks)) * spad.bank_bytes
+                  + int(rng.integers(lines)) * cfg.bus_bytes) for k in range(n)]
+    vec_reads = [(edge, int(rng.integers(4)) * spad.vector_pitch)
+                 for edge in range(start + n + 2) if spad.banks > 1 and rng.random() < 0.7]
+    writes = [(edge, beat(spad, int(rng.choice(dma_banks)) * spad.bank_bytes
+                          + int(rng.integers(lines)) * cfg.bus_bytes,
+                          int.from_bytes(rng.bytes(cfg.bus_bytes), "little"),
+                          int(rng.integers(1 << cfg.bus_bytes))))
+              for edge in range(start + n + 2) if rng.random() < 0.6]
+    taken, out = run_schedule(spad, writes=writes, vec_reads=vec_reads, dma_reads=dma_reads,
+                              cycles=start + n + 8)
+    assert taken["r"] == [edge for edge, _ in dma_reads], f"seed {seed}: {taken['r']}"
+    assert taken["v"] == [edge for edge, _ in vec_reads], f"seed {seed}: {taken['v']}"
+    assert [edge for edge, _ in out["dma"]] == [edge + 3 for edge, _ in dma_reads], \
+        f"seed {seed}: words left at {[edge for edge, _ in out['dma']]}"
+    expected = [state_before(spad, writes, edge + 1).word(addr) for edge, addr in dma_reads]
+    index = first_mismatch([word for _, word in out["dma"]], expected)
+    assert index is None, f"seed {seed}: DMA read {index} of {dma_reads[index][1]:#x}"
 
 
 def test_accumulator_rows_per_word_throughput():
-    """With four accumulator rows per bus word, a word takes four row reads, one per cycle."""
+    """With four accumulator rows per bus word, a word takes four row reads, one per cycle,
+    from the edge after its acceptance (both requests wait in the entry register)."""
     spad = make("four_rows")
     reads = [(0, spad.config.acc_base + k * 16) for k in range(2)]
     taken, out = run_schedule(spad, dma_reads=reads, cycles=14)
-    assert taken["r"] == [3, 7]
-    assert [edge for edge, _ in out["dma"]] == [5, 9]
+    assert taken["r"] == [0, 1]
+    # Row reads at edges 1-4 and 5-8, each row two edges later.
+    assert [edge for edge, _ in out["dma"]] == [4 + 2, 8 + 2]
 
 
 @pytest.mark.parametrize("name", PRESET_NAMES)
 def test_conflicts(name):
-    """Same bank, same edge: the vector read is taken, the DMA read one edge later. Different
-    banks: both at once. Neither loses data."""
+    """Same bank, same edge (a DMA read arbitrates the edge after its acceptance): the vector
+    read is taken, the DMA read issued one edge later (its word leaves two edges after its
+    issue). Different banks: both at once. Neither loses data."""
     spad = make(name)
     writes = [(0, beat(spad, 0, fill(spad, 0x3c))),
               (1, beat(spad, spad.bank_bytes, fill(spad, 0xa5)))]
-    taken, out = run_schedule(spad, writes=writes, vec_reads=[(4, 0), (8, spad.bank_bytes)],
+    taken, out = run_schedule(spad, writes=writes, vec_reads=[(5, 0), (9, spad.bank_bytes)],
                               dma_reads=[(4, 0), (8, 0)], cycles=16)
-    assert taken["v"] == [4, 8]
-    assert taken["r"] == [5, 8]
+    assert taken["v"] == [5, 9]
+    assert taken["r"] == [4, 8]
+    assert [edge for edge, _ in out["dma"]] == [6 + 2, 9 + 2]
     golden = state_before(spad, writes, 2)
     assert [v for _, v in out["vec"]] == [golden.vector(0), golden.vector(spad.bank_bytes)]
     assert [w for _, w in out["dma"]] == [golden.word(0)] * 2
@@ -432,36 +562,42 @@ def test_conflicts(name):
 
 def test_dma_read_never_starves():
     """Vector reads of bank 0 every cycle hold off a DMA read of bank 0 for
-    ``DMA_READ_MAX_WAIT`` edges; at the next it wins, and the vector read waits that one edge."""
+    ``DMA_READ_MAX_WAIT`` edges; at the next it wins, and the vector read waits that one edge.
+    Both DMA reads are accepted at once into the entry register; the first arbitrates from
+    the edge after its acceptance, the second from the edge after the first's issue."""
     spad = make("default")
     wait = Scratchpad.DMA_READ_MAX_WAIT
     taken, out = run_schedule(spad, vec_reads=[(0, 8 * (k % 4)) for k in range(20)],
                               dma_reads=[(2, 16), (2, 24)], cycles=40)
-    assert taken["r"] == [2 + wait, 2 + 2 * wait + 1]
-    stalls = {2 + wait, 2 + 2 * wait + 1}
+    assert taken["r"] == [2, 3]
+    stalls = [3 + wait, 3 + 2 * wait + 1]
+    assert [edge for edge, _ in out["dma"]] == [edge + 2 for edge in stalls]
     assert taken["v"] == [edge for edge in range(22) if edge not in stalls]
     assert len(out["vec"]) == 20
 
 
 @pytest.mark.parametrize("name", ["default", "narrow", "wide"])
 def test_read_during_write(name):
-    """A read taken at the edge that writes its bytes returns the old bytes and one taken the
-    edge after the new ones, on both read ports; a vector stalled on ``vec_data`` keeps its
-    value while its bytes are rewritten and its bank serves DMA reads."""
+    """A read issued at the edge that writes its bytes returns the old bytes and one issued the
+    edge after the new ones, on both read ports: a vector read is issued at its acceptance
+    edge, a DMA read at the next edge (so one accepted at the write's edge sees the new
+    bytes). A vector stalled on ``vec_data`` keeps its value while its bytes are rewritten and
+    its bank serves DMA reads."""
     spad = make(name)
     a, b, c, d = (beat(spad, 0, fill(spad, byte)) for byte in (0x5a, 0xc3, 0x0f, 0x81))
     writes = [(0, a), (6, b), (10, c), (14, d)]
     other = 8 * spad.config.bus_bytes
     taken, out = run_schedule(
         spad, writes=writes, vec_reads=[(6, 0), (7, 0), (12, 0)],
-        dma_reads=[(10, 0), (11, 0), (13, other), (14, 0), (16, 0)],
+        dma_reads=[(9, 0), (10, 0), (12, other), (13, 0), (14, 0), (16, 0)],
         vec_ready=lambda edge: edge < 12 or edge > 16, cycles=24)
-    assert taken == {"w": [0, 6, 10, 14], "v": [6, 7, 12], "r": [10, 11, 13, 14, 16]}
+    assert taken == {"w": [0, 6, 10, 14], "v": [6, 7, 12], "r": [9, 10, 12, 13, 14, 16]}
     state = [state_before(spad, writes, edge) for edge in (1, 7, 11, 15)]
     assert out["vec"] == [(7, state[0].vector(0)), (8, state[1].vector(0)),
                           (17, state[2].vector(0))]
-    assert [w for _, w in out["dma"]] == [state[1].word(0), state[2].word(0), 0,
-                                          state[2].word(0), state[3].word(0)]
+    assert out["dma"] == [(12, state[1].word(0)), (13, state[2].word(0)), (15, 0),
+                          (16, state[2].word(0)), (17, state[3].word(0)),
+                          (19, state[3].word(0))]
     assert len({state[k].word(0) for k in range(4)}) == 4
 
 

@@ -49,15 +49,18 @@ class CostParams:
     #: Memory read latency: AR to the first R beat (``sim.core_system.READ_LATENCY``).
     latency: int = 20
     #: From a GEMM's last read to its last result in the accumulator memory, past
-    #: ``rows + cols`` (the array's input register and the products' two registers are three
-    #: of them).
-    gemm_latency: int = 8
+    #: ``rows + cols`` (the array's input register, the products' two registers and the
+    #: accumulator's two stages are five of them).
+    gemm_latency: int = 9
     #: Cycles between two GEMMs on the compute read port.
     gemm_gap: int = 1
     #: Fixed cost of a VECTOR (record header, pipeline fill and drain).
     vector_fixed: int = 14
     #: Cycles from a transfer's last beat to its completion.
     dma_tail: int = 7
+    #: Cycles from a STORE's start to its first W beat: the descriptor's checks and split,
+    #: and the scratchpad's registered DMA read.
+    store_lead: int = 8
     #: Cycles between a transfer's bursts.
     burst_issue: int = 1
     #: Cycles from a burst's last beat until its slot among the outstanding ones is free.
@@ -267,7 +270,7 @@ def estimate(config: JalapenoConfig, words, *, params: CostParams = CostParams()
                 end = read.transfer(engines[queue], start, bursts, beats, params.latency) + \
                     params.dma_tail
             else:
-                end = write.transfer(engines[queue], start + params.dma_tail, bursts, beats,
+                end = write.transfer(engines[queue], start + params.store_lead, bursts, beats,
                                      0) + params.write_response
             end = max(end, done[-1])
             done.append(end)

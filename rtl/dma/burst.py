@@ -14,6 +14,7 @@ from .descriptor import (
     burst_layout,
     check_config,
     checked_layout,
+    window_changed,
 )
 
 __all__ = ["BurstSplitter"]
@@ -33,6 +34,17 @@ class BurstSplitter(wiring.Component):
     ``WINDOW``, and the engine's control raises ``flush``. This per-burst check is the one the
     "nothing outside the window" property rests on; the up-front check only makes it fire
     before the first burst of a descriptor rather than partway.
+
+    Timing: no compare lies between the window and ``bursts.valid``, whose handshake enables
+    every register here. The burst's end, ``addr + (len + 1) * bus_bytes``, is registered
+    with it (the sum that also gives the next burst's address), and a flag ``inside`` is
+    registered every cycle: whether the burst the output register holds in the next cycle
+    lies in the window of this cycle (computed for both the burst now held and the one that
+    may replace it, so the handshake only selects between the two). A copy of the window is
+    registered every cycle as well, and a burst is offered, or reported outside, only while
+    the window equals that copy (an equality, no carry chain): then ``inside`` is the outcome
+    for the current window. A change of the window holds the burst back for one cycle while
+    ``inside`` is recomputed; in steady state a burst still leaves every cycle.
 
     A checked descriptor that is ``empty`` or failed its up-front check issues nothing: it is
     taken once every earlier burst has completed (``drained``, and nothing held here), and its
@@ -95,11 +107,12 @@ class BurstSplitter(wiring.Component):
 
         out = Signal(burst_layout(cfg))
         held = Signal()
-        end = out.addr + ((out.len + 1) << shift)
-        inside = (out.addr >= self.window_base) & (end <= self.window_limit)
+        end = Signal(cfg.addr_width + 1)      # out.addr + (out.len + 1) * bus_bytes
+        inside = Signal()                     # out to end inside the window of the last cycle
+        changed = window_changed(m, self.window_base, self.window_limit)
         m.d.comb += [
             self.bursts.payload.eq(out),
-            self.bursts.valid.eq(held & inside & ~self.flush),
+            self.bursts.valid.eq(held & inside & ~changed & ~self.flush),
         ]
         taken = self.bursts.valid & self.bursts.ready
         free = ~held | taken
@@ -110,12 +123,20 @@ class BurstSplitter(wiring.Component):
         beats = Signal(range(MAX_BURST_BEATS + 1))
         m.d.comb += beats.eq(Mux(left < cap, left, cap))
         row_done = beats == left
+        next_end = Signal(cfg.addr_width + 1)  # of that burst; within a row, the next start
+        m.d.comb += next_end.eq(addr + (beats << shift))
 
+        def within(start, stop):
+            return (start >= self.window_base) & (stop <= self.window_limit)
+
+        load = active & free
+        m.d.sync += inside.eq(Mux(load, within(addr, next_end), within(out.addr, end)))
         with m.If(taken):
             m.d.sync += held.eq(0)
-        with m.If(active & free):
+        with m.If(load):
             m.d.sync += [
                 held.eq(1),
+                end.eq(next_end),
                 out.addr.eq(addr),
                 out.len.eq(beats - 1),
                 out.spad.eq(spad),
@@ -134,7 +155,7 @@ class BurstSplitter(wiring.Component):
                 ]
             with m.Else():
                 m.d.sync += [
-                    addr.eq(addr + (beats << shift)),
+                    addr.eq(next_end),
                     spad.eq(spad + (beats << shift)),
                     left.eq(left - beats),
                 ]
@@ -153,7 +174,7 @@ class BurstSplitter(wiring.Component):
                 ]
             with m.Else():
                 m.d.comb += self.checked.ready.eq(1)
-        with m.If(held & ~inside & ~self.flush):
+        with m.If(held & ~inside & ~changed & ~self.flush):
             m.d.comb += [self.report.valid.eq(1), self.report.payload.eq(DmaError.WINDOW)]
 
         rem = d.row_bytes[:shift]

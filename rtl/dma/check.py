@@ -12,6 +12,7 @@ from .descriptor import (
     check_config,
     checked_layout,
     descriptor_layout,
+    window_changed,
 )
 
 __all__ = ["DescriptorCheck"]
@@ -27,15 +28,25 @@ class DescriptorCheck(wiring.Component):
     from a shift-and-add over the bits of ``rows - 1``, least significant first, one bit per
     cycle and stopping after the highest set one, so no multiplier is built: the result is
     offered on ``checked`` ``bit_length(rows - 1)`` cycles after the one following the edge
-    that takes ``desc`` (at once for one row, 16 cycles later at most).
+    that takes ``desc`` (at once for one row, 16 cycles later at most), or one cycle later
+    if the window changed in that cycle.
+
+    Timing: the outcome is a register, so no compare lies between the window and
+    ``checked``, whose handshake enables the registers here and feeds ``desc.ready``. Every
+    cycle it is recomputed against the window of that cycle for the descriptor and extents
+    the registers hold in the next one: both the held descriptor's (its extents after this
+    cycle's step) and the incoming one's are computed, and taking ``desc`` only selects
+    between them. A copy of the window is registered every cycle too, and ``checked`` is
+    offered only while the window equals it (an equality, no carry chain), so the registered
+    outcome is the outcome for the current descriptor and window.
 
     The outcome, in order of precedence: ``empty`` (zero ``rows`` or ``row_bytes``, code
     ``NONE``, nothing else checked); ``MISALIGNED`` (an address or stride not a multiple of
     ``bus_bytes``, whatever ``rows`` is); ``WINDOW`` (the external extent not inside
-    ``[window_base, window_limit)``, compared while the result is offered); ``SPAD_RANGE``
-    (the local extent neither inside the scratchpad, ``[0, spad_bytes)``, nor, with
-    ``accumulator``, inside the accumulator memory, ``[acc_base, acc_base + acc_bytes)``);
-    else ``NONE``.
+    ``[window_base, window_limit)``, the window of the cycles the result is offered in);
+    ``SPAD_RANGE`` (the local extent neither inside the scratchpad, ``[0, spad_bytes)``, nor,
+    with ``accumulator``, inside the accumulator memory, ``[acc_base, acc_base +
+    acc_bytes)``); else ``NONE``.
 
     Parameters
     ----------
@@ -73,6 +84,26 @@ class DescriptorCheck(wiring.Component):
             "flush": In(1),
         })
 
+    def outcome(self, desc, ext_end, spad_end, window_base, window_limit):
+        """The code of descriptor ``desc`` (a :func:`descriptor_layout` view) whose external
+        extent ends at ``ext_end`` and local extent at ``spad_end``, against the window
+        ``[window_base, window_limit)``: a value of :class:`DmaError`'s shape, ``NONE`` for an
+        empty descriptor."""
+        cfg = self._config
+        shift = beat_shift(cfg)
+        empty = (desc.rows == 0) | (desc.row_bytes == 0)
+        misaligned = Cat(desc.ext_addr[:shift], desc.ext_stride[:shift],
+                         desc.spad_addr[:shift], desc.spad_stride[:shift]).any()
+        outside = (desc.ext_addr < window_base) | (ext_end > window_limit)
+        local_ok = spad_end <= cfg.spad_bytes
+        if self._accumulator:
+            local_ok |= ((desc.spad_addr >= cfg.acc_base) &
+                         (spad_end <= cfg.acc_base + cfg.acc_bytes))
+        return Mux(empty, DmaError.NONE,
+                   Mux(misaligned, DmaError.MISALIGNED,
+                       Mux(outside, DmaError.WINDOW,
+                           Mux(local_ok, DmaError.NONE, DmaError.SPAD_RANGE))))
+
     def elaborate(self, platform):
         m = Module()
         cfg = self._config
@@ -86,55 +117,55 @@ class DescriptorCheck(wiring.Component):
         spad_end = Signal(LOCAL_WIDTH + extra)
         ext_step = Signal(cfg.addr_width + ROWS_WIDTH)
         spad_step = Signal(LOCAL_WIDTH + ROWS_WIDTH)
+        code = Signal(DmaError)  # of desc, ext_end and spad_end against the last window
+        changed = window_changed(m, self.window_base, self.window_limit)
 
         empty = (desc.rows == 0) | (desc.row_bytes == 0)
         ready = held & ((count == 0) | empty)
-        misaligned = Cat(desc.ext_addr[:shift], desc.ext_stride[:shift],
-                         desc.spad_addr[:shift], desc.spad_stride[:shift]).any()
-        outside = (desc.ext_addr < self.window_base) | (ext_end > self.window_limit)
-        local_ok = spad_end <= cfg.spad_bytes
-        if self._accumulator:
-            local_ok |= ((desc.spad_addr >= cfg.acc_base) &
-                         (spad_end <= cfg.acc_base + cfg.acc_bytes))
-        code = Signal(DmaError)
-        with m.If(empty):
-            m.d.comb += code.eq(DmaError.NONE)
-        with m.Elif(misaligned):
-            m.d.comb += code.eq(DmaError.MISALIGNED)
-        with m.Elif(outside):
-            m.d.comb += code.eq(DmaError.WINDOW)
-        with m.Elif(~local_ok):
-            m.d.comb += code.eq(DmaError.SPAD_RANGE)
-        with m.Else():
-            m.d.comb += code.eq(DmaError.NONE)
-
         m.d.comb += [
-            self.checked.valid.eq(ready & ~self.flush),
+            self.checked.valid.eq(ready & ~changed & ~self.flush),
             self.checked.payload.desc.eq(desc),
             self.checked.payload.code.eq(code),
             self.checked.payload.empty.eq(empty),
-            self.desc.ready.eq((~held | (ready & self.checked.ready)) & ~self.flush),
+            self.desc.ready.eq((~held | (self.checked.valid & self.checked.ready))
+                               & ~self.flush),
         ]
+        load = self.desc.valid & self.desc.ready
 
+        # The extents in the next cycle, unless a descriptor is taken.
+        ext_next = Signal.like(ext_end)
+        spad_next = Signal.like(spad_end)
+        m.d.comb += [ext_next.eq(ext_end), spad_next.eq(spad_end)]
         with m.If(held & (count != 0)):
             with m.If(count[0]):
-                m.d.sync += [ext_end.eq(ext_end + ext_step),
-                             spad_end.eq(spad_end + spad_step)]
+                m.d.comb += [ext_next.eq(ext_end + ext_step),
+                             spad_next.eq(spad_end + spad_step)]
             m.d.sync += [count.eq(count >> 1),
                          ext_step.eq(ext_step << 1),
                          spad_step.eq(spad_step << 1)]
 
-        with m.If(self.checked.valid & self.checked.ready):
-            m.d.sync += held.eq(0)
         p = self.desc.payload
         beats = (p.row_bytes + cfg.bus_bytes - 1) >> shift
-        with m.If(self.desc.valid & self.desc.ready):
+        p_ext_end = Signal.like(ext_end)
+        p_spad_end = Signal.like(spad_end)
+        m.d.comb += [p_ext_end.eq(p.ext_addr + (beats << shift)),
+                     p_spad_end.eq(p.spad_addr + p.row_bytes)]
+        base, limit = self.window_base, self.window_limit
+        m.d.sync += [
+            ext_end.eq(ext_next),
+            spad_end.eq(spad_next),
+            code.eq(Mux(load, self.outcome(p, p_ext_end, p_spad_end, base, limit),
+                        self.outcome(desc, ext_next, spad_next, base, limit))),
+        ]
+        with m.If(self.checked.valid & self.checked.ready):
+            m.d.sync += held.eq(0)
+        with m.If(load):
             m.d.sync += [
                 desc.eq(p),
                 held.eq(1),
                 count.eq(Mux(p.rows == 0, 0, p.rows - 1)),
-                ext_end.eq(p.ext_addr + (beats << shift)),
-                spad_end.eq(p.spad_addr + p.row_bytes),
+                ext_end.eq(p_ext_end),
+                spad_end.eq(p_spad_end),
                 ext_step.eq(p.ext_stride),
                 spad_step.eq(p.spad_stride),
             ]

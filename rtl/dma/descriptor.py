@@ -5,7 +5,7 @@ tests all build descriptors from :func:`descriptor_layout` and read outcomes as
 :class:`DmaError`.
 """
 
-from amaranth import unsigned
+from amaranth import Cat, Signal, unsigned
 from amaranth.lib import data, enum
 from amaranth.utils import exact_log2
 
@@ -15,6 +15,7 @@ from ..config import JalapenoConfig
 __all__ = [
     "DmaError", "ROWS_WIDTH", "ROW_BYTES_WIDTH", "LOCAL_WIDTH", "descriptor_layout",
     "checked_layout", "burst_layout", "check_config", "axi_signature", "beat_shift",
+    "window_changed",
 ]
 
 #: Width of the ``rows`` field of a descriptor.
@@ -117,3 +118,17 @@ def burst_layout(config: JalapenoConfig, *, ext=True):
         "last": 1,
     })
     return data.StructLayout(fields)
+
+
+def window_changed(m, base, limit):
+    """Whether the window ``[base, limit)`` differs from the cycle before's, kept in ``m`` in
+    registers named ``prev_base`` and ``prev_limit``.
+
+    A window check registered against the window of the cycle before holds for the current
+    one exactly while this is low. It is an equality, no carry chain, so the checks of the
+    DMA's front ends can be registered without a compare in front of their handshakes.
+    """
+    prev_base = Signal.like(base, name="prev_base")
+    prev_limit = Signal.like(limit, name="prev_limit")
+    m.d.sync += [prev_base.eq(base), prev_limit.eq(limit)]
+    return Cat(base, limit) != Cat(prev_base, prev_limit)

@@ -5,6 +5,7 @@ from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from ..bus.skid import SkidBuffer
 from ..config import JalapenoConfig
 
 __all__ = ["Scratchpad", "dma_write_layout"]
@@ -39,15 +40,24 @@ class Scratchpad(wiring.Component):
     write and one line read.
 
     Each cycle, every bank takes one write and one read. DMA writes own the write ports and are
-    always ready. Compute and DMA reads share the read ports and conflict only in the same
-    bank: the compute read wins and the DMA read waits, except that a DMA read that has lost
-    :attr:`DMA_READ_MAX_WAIT` cycles in a row wins the next conflict (the compute read waits
-    that one cycle), so neither port starves. A compiler that keeps the vectors being computed
-    and the data being stored in different banks never sees a conflict. A read accepted at the
-    same edge as a write to its bytes returns the old bytes; one accepted at a later edge sees
-    the new ones. Nothing is ever lost or corrupted by a conflict: the losing port's
-    ``ready`` is low and it retries. So each read port's ``ready`` depends combinationally on
-    the other's ``valid`` and address, and ``vec_r.ready`` on ``vec_data.ready``.
+    always ready. A DMA read request is decoded and registered on entry (a two-entry
+    :class:`~rtl.bus.skid.SkidBuffer`) and is *issued* from that register, the edge after the
+    one that accepted it at the earliest. Compute and DMA reads share the read ports and
+    conflict only in the same bank: the compute read wins and the DMA read waits in its
+    register, except that a DMA read that has lost :attr:`DMA_READ_MAX_WAIT` cycles in a row
+    wins the next conflict (the compute read waits that one cycle), so neither port starves.
+    A compiler that keeps the vectors being computed and the data being stored in different
+    banks never sees a conflict. A read sees the memory as it is at the edge it is issued (a
+    compute read at the edge that accepts it): issued at the same edge as a write to its
+    bytes, it returns the old bytes; issued at a later edge, the new ones. So a compute read
+    accepted at a write's edge returns the old bytes, and a DMA read accepted at that edge or
+    later the new ones (a DMA read sees every write accepted before its issue edge, including
+    those accepted while it waited). Nothing is ever lost or corrupted by a conflict: the
+    losing read waits and retries. ``dma_r.ready`` comes straight from a flip-flop: it is low
+    only while two requests wait in the entry register, and depends on no port within the
+    cycle. ``vec_r.ready`` depends combinationally on ``vec_r``'s own ``valid`` and address,
+    on ``vec_data.ready`` and on the registered DMA request it may conflict with, never on
+    ``dma_r``.
 
     DMA reads take local addresses (``config.local_addr_width`` bits) in two spaces: below
     ``config.acc_base`` (``spad_bytes`` whenever the accumulator is no larger than the
@@ -60,10 +70,17 @@ class Scratchpad(wiring.Component):
     and kept: while the requests that follow stay on that row, their words come from the kept
     copy without an accumulator read, so a STORE costs the accumulator one read per row (the
     accumulator's one port also takes the array's row updates). A request for another row,
-    or ``acc_flush`` (the accumulator may have changed), ends the copy's use.
-    Responses of both spaces leave in request order: a scratchpad word two cycles after the
-    edge that accepted it, an accumulator word as soon as its rows arrive, at most
-    :attr:`DMA_READ_DEPTH` requests in flight.
+    or ``acc_flush`` (the accumulator may have changed), ends the copy's use. ``acc_flush``
+    takes effect in request order: it applies to the requests accepted after the edge at which
+    it is high, so those accepted earlier and still waiting in the entry register use the
+    copy just as they would have had they been issued at once. A row is read at the request's
+    issue edge.
+    Responses of both spaces leave in request order: a scratchpad word three cycles after the
+    edge that accepted it when it does not wait (one cycle in the entry register, one in the
+    bank read, one into the response buffer), so back-to-back requests without conflicts
+    come back one word per cycle; an accumulator word as soon as its rows arrive. At most
+    :attr:`DMA_READ_DEPTH` issued requests await their responses, and two more may wait in
+    the entry register.
 
     A misaligned address on any port, or a DMA read outside both spaces, sets the sticky
     ``error`` flag when accepted: such a write writes nothing, such a read returns zeros, in
@@ -84,7 +101,7 @@ class Scratchpad(wiring.Component):
         the edge that accepts it.
     dma_r : In(stream.Signature(local_addr_width))
         DMA read requests, bus-word local byte addresses in the scratchpad or accumulator
-        space.
+        space; ``ready`` is a flip-flop.
     dma_rdata : Out(stream.Signature(bus_width))
         DMA read responses, one per request, in request order.
     vec_r : In(stream.Signature(spad_addr_width))
@@ -97,8 +114,8 @@ class Scratchpad(wiring.Component):
     acc_data : In(stream.Signature(ArrayLayout(signed(32), cols)))
         Its rows, in order (the matrix unit's ``read_data``).
     acc_flush : In(1)
-        The accumulator memory may change: the next DMA read of it reads its row afresh
-        (the core pulses it when a GEMM tile starts).
+        The accumulator memory may change: the next DMA read of it accepted after this edge
+        reads its row afresh (the core pulses it when a GEMM tile starts).
     error : Out(1)
         Sticky until reset: a misaligned or out-of-range address was accepted.
     vector_bytes, vector_pitch : int
@@ -118,8 +135,9 @@ class Scratchpad(wiring.Component):
 
     #: Conflicts in a row a DMA read loses to compute reads before it wins one.
     DMA_READ_MAX_WAIT = 7
-    #: Entries of the DMA read response order queue: requests in flight before ``dma_r``
-    #: stalls. Four cover the accumulator's two-cycle read latency at one word per cycle.
+    #: Entries of the DMA read response order queue: issued requests awaiting their responses
+    #: before issue stalls (and, two requests later, ``dma_r``). Four cover the accumulator's
+    #: three-cycle read latency at one word per cycle.
     DMA_READ_DEPTH = 4
 
     def __init__(self, config: JalapenoConfig, *, banks=2):
@@ -189,13 +207,40 @@ class Scratchpad(wiring.Component):
         v_held_data = Signal(8 * self.vector_bytes)
         v_free = ~self.vec_data.valid | self.vec_data.ready
 
-        # DMA reads: decode into the scratchpad or accumulator space, or an error.
-        addr = self.dma_r.payload
-        high, low = addr[-1], addr[:-1]
+        # DMA reads: decoded into the scratchpad or accumulator space, or an error, on entry,
+        # and registered with that decode in `entry` (a skid buffer: dma_r.ready is a flop),
+        # so that the arbitration and the bank address multiplexers start at flip-flops. All
+        # that follows serves the request at the entry's output, `req`.
+        caching = cfg.acc_row_bytes > cfg.bus_bytes
+        entry_layout = data.StructLayout({
+            "addr": unsigned(cfg.local_addr_width), "spad": 1, "acc": 1, "flush": 1})
+        m.submodules.entry = entry = SkidBuffer(stream.Signature(entry_layout))
+        asked, in_acc = self.dma_r.payload, self.dma_r.payload[-1]
+        aligned = asked[:bus_bits] == 0
+        accepted = self.dma_r.valid & self.dma_r.ready
+        m.d.comb += [
+            entry.i.valid.eq(self.dma_r.valid),
+            entry.i.payload.addr.eq(asked),
+            entry.i.payload.spad.eq(~in_acc & (asked[:-1] < cfg.spad_bytes) & aligned),
+            entry.i.payload.acc.eq(in_acc & (asked[:-1] < cfg.acc_bytes) & aligned),
+            self.dma_r.ready.eq(entry.i.ready),
+        ]
+        if caching:
+            # acc_flush applies to the requests accepted after it, in request order: it rides
+            # on the next one accepted (`flush`), which drops the kept row when it is served,
+            # so the requests waiting in `entry` when it pulses are served as they were
+            # accepted.
+            flush_pending = Signal()
+            m.d.comb += entry.i.payload.flush.eq(flush_pending)
+            with m.If(accepted):
+                m.d.sync += flush_pending.eq(0)
+            with m.If(self.acc_flush):
+                m.d.sync += flush_pending.eq(1)
+        req = entry.o.payload
+        served = entry.o.valid & entry.o.ready
+        low = req.addr[:-1]
         d_bank, d_line, d_byte = self._split(low)
-        d_aligned = addr[:bus_bits] == 0
-        d_spad = ~high & (low < cfg.spad_bytes) & d_aligned
-        d_acc = high & (low < cfg.acc_bytes) & d_aligned
+        d_spad, d_acc = req.spad, req.acc
         d_s1, d_s1_bank = Signal(), Signal.like(d_bank)
         d_s1_word = Signal(range(words))
         tag_layout = data.StructLayout({"kind": 2, "word": range(max(
@@ -209,7 +254,7 @@ class Scratchpad(wiring.Component):
 
         # Bank arbitration between the two readers.
         v_wants = self.vec_r.valid & v_ok & v_free
-        d_wants = self.dma_r.valid & d_spad & order.w_rdy & spad_room
+        d_wants = entry.o.valid & d_spad & order.w_rdy & spad_room
         waited = Signal(range(self.DMA_READ_MAX_WAIT + 1))
         conflict = v_wants & d_wants & (v_bank == d_bank)
         d_first = waited == self.DMA_READ_MAX_WAIT
@@ -268,7 +313,6 @@ class Scratchpad(wiring.Component):
         rows_per_word = max(1, cfg.bus_bytes // cfg.acc_row_bytes)
         # A row of several bus words is read once while requests stay on it: its other words
         # come from `row_buf`, so a STORE takes one accumulator read per row, not per word.
-        caching = cfg.acc_row_bytes > cfg.bus_bytes
         hit = Signal()
         row_index = Signal(range(rows_per_word))
         first_row = row_index == 0
@@ -278,28 +322,27 @@ class Scratchpad(wiring.Component):
         row_asked = self.acc_read.valid & self.acc_read.ready
         if caching:
             cached_row, cached = Signal.like(row), Signal()
-            m.d.comb += hit.eq(cached & (row == cached_row))
-            with m.If(self.dma_r.valid & self.dma_r.ready & d_acc):
+            m.d.comb += hit.eq(cached & ~req.flush & (row == cached_row))
+            with m.If(served & d_acc):
                 m.d.sync += [cached_row.eq(row), cached.eq(1)]
-            with m.If(self.acc_flush):
+            with m.Elif(served & req.flush):
                 m.d.sync += cached.eq(0)
         tag = Signal(tag_layout)
         m.d.comb += [
-            self.acc_read.valid.eq(self.dma_r.valid & d_acc & ~hit &
+            self.acc_read.valid.eq(entry.o.valid & d_acc & ~hit &
                                    (order.w_rdy | ~first_row)),
             self.acc_read.payload.eq(Cat(row_index, row[ceil_log2(rows_per_word):])),
             tag.kind.eq(Mux(d_spad, _SPAD, Mux(d_acc, Mux(hit, _HIT, _ACC), _ZERO))),
             tag.word.eq(low[bus_bits:max(bus_bits, row_bits)]),
             order.w_data.eq(tag),
-            order.w_en.eq(Mux(d_acc & ~hit, row_asked & first_row,
-                              self.dma_r.valid & self.dma_r.ready)),
+            order.w_en.eq(Mux(d_acc & ~hit, row_asked & first_row, served)),
         ]
         with m.If(d_spad):
-            m.d.comb += self.dma_r.ready.eq(d_go)
+            m.d.comb += entry.o.ready.eq(d_go)
         with m.Elif(d_acc):
-            m.d.comb += self.dma_r.ready.eq(Mux(hit, order.w_rdy, row_asked & last_row))
+            m.d.comb += entry.o.ready.eq(Mux(hit, order.w_rdy, row_asked & last_row))
         with m.Else():
-            m.d.comb += self.dma_r.ready.eq(order.w_rdy)
+            m.d.comb += entry.o.ready.eq(order.w_rdy)
         with m.If(row_asked):
             m.d.sync += row_index.eq(Mux(last_row, 0, row_index + 1))
 
@@ -361,7 +404,7 @@ class Scratchpad(wiring.Component):
         m.d.comb += order.r_en.eq(taken)
 
         with m.If((self.dma_w.valid & ~w_ok) | (v_issue & ~v_ok) |
-                  (self.dma_r.valid & self.dma_r.ready & ~d_spad & ~d_acc)):
+                  (accepted & ~entry.i.payload.spad & ~entry.i.payload.acc)):
             m.d.sync += self.error.eq(1)
         m.d.comb += self.dma_w.ready.eq(1)
         return m

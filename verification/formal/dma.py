@@ -21,12 +21,13 @@ asserted in every reachable state:
    address and length of the ``n``-th burst the splitter hands to the datapath, so what
    :func:`splitter_harness` proves of the splitter's bursts holds of the bus.
 4. Every burst offered lies in the window: ``[addr, addr + (len + 1) * bus_bytes)`` inside
-   ``[window_base, window_limit)``. The engines compare each burst with the window in the
-   cycle they commit it to the ``ar``/``aw`` skid buffer (docs/dma.md, "Window checks"),
-   and the skid buffer offers it one cycle later at the earliest, so the property needs the
-   window unchanged in every cycle an ``ar``/``aw`` burst is offered (the one assumption on
-   the window; it may change in any other cycle, also while a descriptor runs, which is what
-   exercises the per-burst check). With the window free at every cycle
+   ``[window_base, window_limit)``. The engines commit a burst to the ``ar``/``aw`` skid
+   buffer only if it is inside the window of that cycle (a registered outcome against the
+   window of the cycle before, used only while the window is unchanged: docs/dma.md,
+   "Window checks"), and the skid buffer offers it one cycle later at the earliest, so the
+   property needs the window unchanged in every cycle an ``ar``/``aw`` burst is offered (the
+   one assumption on the window; it may change in any other cycle, also while a descriptor
+   runs, which is what exercises the per-burst check). With the window free at every cycle
    (``window="free"``), what holds instead is that only the (at most two) bursts the skid
    buffer already held when the window changed may be outside the new window: from the
    third burst offered after a change on, every burst is inside the current window.
@@ -72,11 +73,14 @@ properties of their own (their messages name the internal part), on internal sig
 name (white box, as the skid proof does), and kept local: the ``ar``/``aw``/``w``/``r`` skid
 buffers (their skid register holds a burst with properties 2-4 whenever it is full, it is
 full only while ``o`` offers a beat, and it holds the beats committed and not yet sent), the
-splitter (its output register holds a burst with properties 2-3; while it splits a row, its
-next address, row start and stride are bus-aligned and the beats left in the row and per row
-are not zero; for the reference proof, its state equals the reference's), and the engines'
-``SyncFIFO`` queues (pointers against level, and the tracked entry, read through a port the
-harness adds to the FIFO's memory) and beat counters.
+splitter (its output register holds a burst with properties 2-3, its registered ``end`` is
+that burst's end and its registered ``inside`` that burst against its registered copy of the
+last cycle's window; while it splits a row, its next address, row start and stride are
+bus-aligned and the beats left in the row and per row are not zero; for the reference proof,
+its state equals the reference's), the up-front check (its registered code is the outcome of
+the descriptor it holds against its registered copy of the last cycle's window), and the
+engines' ``SyncFIFO`` queues (pointers against level, and the tracked entry, read through a
+port the harness adds to the FIFO's memory) and beat counters.
 """
 
 from amaranth import Cat, Const, Fragment, Module, Mux, Shape, Signal, Value
@@ -88,7 +92,7 @@ from amaranth.utils import ceil_log2, exact_log2
 from rtl.bus.axi import BURST_BOUNDARY, MAX_BURST_BEATS, Burst
 from rtl.config import JalapenoConfig
 from rtl.dma.burst import BurstSplitter
-from rtl.dma.descriptor import DmaError, beat_shift, burst_layout
+from rtl.dma.descriptor import DmaError, beat_shift, burst_layout, descriptor_layout
 from rtl.dma.dma import Dma
 from rtl.dma.read_engine import AXI_CACHE, AXI_PROT, ReadEngine
 from rtl.dma.write_engine import WriteEngine
@@ -179,17 +183,24 @@ def _assume_window_stable(m, base, limit, channels):
 
 
 def _splitter_invariants(m, cfg, fragment):
-    """White box, for k-induction: the splitter's output register and row state."""
+    """White box, for k-induction: the splitter's output register, the registered end and
+    window outcome of the burst it holds, and its row state."""
     shift = beat_shift(cfg)
     page = exact_log2(BURST_BOUNDARY)
     active, held, out, addr, row, ext_stride, left, row_beats = find_signals(
         fragment, ["active", "held", "out", "addr", "row", "ext_stride", "left", "row_beats"])
+    end, inside, prev_base, prev_limit = find_signals(
+        fragment, ["end", "inside", "prev_base", "prev_limit"])
     out = data.View(burst_layout(cfg), out)
     with m.If(held):
         m.d.comb += [
             Assert(out.addr[:shift] == 0, "splitter: held burst not bus-aligned"),
             Assert(out.addr[:page] + _burst_bytes(cfg, out.len) <= BURST_BOUNDARY,
                    "splitter: held burst crosses a 4 KiB boundary"),
+            Assert(end == out.addr + _burst_bytes(cfg, out.len),
+                   "splitter: registered end differs from the held burst's"),
+            Assert(inside == burst_inside(cfg, out.addr, out.len, prev_base, prev_limit),
+                   "splitter: inside differs from the held burst against the last window"),
         ]
     with m.If(active):
         m.d.comb += [
@@ -197,6 +208,24 @@ def _splitter_invariants(m, cfg, fragment):
                    "splitter: row state not bus-aligned"),
             Assert((left != 0) & (row_beats != 0), "splitter: no beat left in a row"),
         ]
+
+
+def _check_invariants(m, cfg, fragment):
+    """White box: the up-front check's registered code is the outcome of the descriptor and
+    extents it holds against its registered copy of the last cycle's window, so the code it
+    offers is the outcome against the current window."""
+    check = fragment.origins[0]
+    desc, held, ext_end, spad_end, code, prev_base, prev_limit = find_signals(
+        fragment, ["desc", "held", "ext_end", "spad_end", "code", "prev_base", "prev_limit"])
+    desc = data.View(descriptor_layout(cfg), desc)
+    with m.If(held):
+        m.d.comb += Assert(code == check.outcome(desc, ext_end, spad_end, prev_base, prev_limit),
+                           "check: code differs from the held descriptor's against the last "
+                           "window")
+    with m.If(check.checked.valid):
+        m.d.comb += Assert(code == check.outcome(desc, ext_end, spad_end, check.window_base,
+                                                 check.window_limit),
+                           "check: code offered differs from the current descriptor's")
 
 
 def _address_channel(m, cfg, engine, skid_name, channel, base, limit, window, white_box):
@@ -221,6 +250,7 @@ def _address_channel(m, cfg, engine, skid_name, channel, base, limit, window, wh
             with m.If(~space):
                 m.d.comb += Assert(condition, f"{name} skid: {message}")
         _splitter_invariants(m, cfg, subfragment(engine, "front", "splitter"))
+        _check_invariants(m, cfg, subfragment(engine, "front", "check"))
         skid_inside = burst_inside(cfg, skid["addr"], skid["len"], base, limit)
     else:
         space, skid_inside = Const(1), Const(1)
