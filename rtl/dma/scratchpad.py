@@ -213,7 +213,8 @@ class Scratchpad(wiring.Component):
         # that follows serves the request at the entry's output, `req`.
         caching = cfg.acc_row_bytes > cfg.bus_bytes
         entry_layout = data.StructLayout({
-            "addr": unsigned(cfg.local_addr_width), "spad": 1, "acc": 1, "flush": 1})
+            "addr": unsigned(cfg.local_addr_width), "spad": 1, "acc": 1,
+            **({"flush": 1} if caching else {})})
         m.submodules.entry = entry = SkidBuffer(stream.Signature(entry_layout))
         asked, in_acc = self.dma_r.payload, self.dma_r.payload[-1]
         aligned = asked[:bus_bits] == 0
