@@ -152,7 +152,10 @@ SPLITTER_MUTANTS = {
         lambda monkeypatch: monkeypatch.setattr(rtl.dma.burst, "MAX_BURST_BEATS", 512),
         ["bursts: burst ends before the row, 256 beats or 4 KiB",
          "bursts: burst runs past the end of its row",
-         "bursts: burst does not start where the previous one ended"]),
+         "bursts: burst does not start where the previous one ended",
+         # A burst of more than 256 beats does not fit AXI's len: its end is not the
+         # registered one.
+         "splitter: registered end differs from the held burst's"]),
 }
 
 
@@ -177,7 +180,7 @@ def assert_fails(result, *messages):
     assert result.status == "FAIL", failed(result)
     assert result.counterexamples and all(trace.is_file() for trace in result.counterexamples)
     assert all(trace.suffix == ".vcd" for trace in result.counterexamples)
-    assert any(re.match(f"assertion '{re.escape(message)}'", line)
+    assert any(re.match(f"assertion {re.escape(repr(message))}", line)
                for line in result.failures for message in messages), result.failures
 
 

@@ -105,13 +105,12 @@ def random_rows(rng, cfg):
 
 
 def monitor(spad, golden, log):
-    """A background testbench that updates ``golden`` at every edge and appends, in acceptance
-    order, the expected response of every vector read to ``log["vec"]`` (it sees the writes of
-    earlier edges only) and, for every DMA read, to ``log["dma"]`` the ``(edge, word)`` it
-    would return if issued at each edge after its acceptance up to the one before its response
-    leaves (``"seen"``; see :func:`check_dma_words`). It also counts in ``log["conflicts"]``
-    the edges at which both readers asked for one bank, and in ``log["collisions"]`` the vector
-    reads taken at the edge that wrote their line and the DMA reads whose bytes were written
+    """A background testbench that updates ``golden`` at every edge and appends to ``log["vec"]``
+    and ``log["dma"]``, in acceptance order, for every vector and DMA read, what it would
+    return if issued at each edge after its acceptance up to the one before its response
+    leaves (``"seen"``: ``(edge, value)`` pairs, each seeing the writes of earlier edges only;
+    see :func:`check_reads`). It also counts in ``log["conflicts"]`` the edges at which both
+    readers asked for one bank, and in ``log["collisions"]`` the reads whose bytes were written
     between their acceptance and their response."""
     cfg = spad.config
 
@@ -120,31 +119,33 @@ def monitor(spad, golden, log):
             return None
         return addr // spad.bank_bytes, addr // spad.line_bytes
 
-    open_reads = deque()
+    readers = {"vec": (spad.vec_r, spad.vec_data, spad.vector_pitch, golden.vector),
+               "dma": (spad.dma_r, spad.dma_rdata, cfg.bus_bytes, golden.word)}
+    open_reads = {name: deque() for name in readers}
 
     async def watch(ctx):
         edge = 0
         while True:
-            (_, _, w_valid, w_beat, r_valid, r_ready, r_addr, v_valid, v_ready, v_addr,
-             d_valid, d_ready) = await ctx.tick().sample(
-                    spad.dma_w.valid, spad.dma_w.payload, spad.dma_r.valid, spad.dma_r.ready,
-                    spad.dma_r.payload, spad.vec_r.valid, spad.vec_r.ready, spad.vec_r.payload,
-                    spad.dma_rdata.valid, spad.dma_rdata.ready)
-            r_spot, v_spot = spot(r_addr, cfg.bus_bytes), spot(v_addr, spad.vector_pitch)
-            if r_valid and v_valid and r_spot and v_spot and r_spot[0] == v_spot[0]:
+            signals = [signal for request, response, *_ in readers.values()
+                       for signal in (request.valid, request.ready, request.payload,
+                                      response.valid, response.ready)]
+            (_, _, w_valid, w_beat, *sampled) = await ctx.tick().sample(
+                spad.dma_w.valid, spad.dma_w.payload, *signals)
+            asked = {}
+            for k, (name, (_, _, unit, value)) in enumerate(readers.items()):
+                valid, ready, addr, out_valid, out_ready = sampled[5 * k:5 * k + 5]
+                asked[name] = spot(addr, unit) if valid else None
+                reads = open_reads[name]
+                if out_valid and out_ready:
+                    read = reads.popleft()
+                    log["collisions"] += len({str(seen) for _, seen in read["seen"]}) > 1
+                for read in reads:
+                    read["seen"].append((edge, value(read["addr"])))
+                if valid and ready:
+                    reads.append({"addr": addr, "seen": []})
+                    log[name].append(reads[-1])
+            if asked["vec"] and asked["dma"] and asked["vec"][0] == asked["dma"][0]:
                 log["conflicts"] += 1
-            w_spot = spot(w_beat.addr, cfg.bus_bytes) if w_valid else None
-            if d_valid and d_ready:
-                read = open_reads.popleft()
-                log["collisions"] += len({word for _, word in read["seen"]}) > 1
-            for read in open_reads:
-                read["seen"].append((edge, golden.word(read["addr"])))
-            if r_valid and r_ready:
-                open_reads.append({"addr": r_addr, "seen": []})
-                log["dma"].append(open_reads[-1])
-            if v_valid and v_ready:
-                log["vec"].append(golden.vector(v_addr))
-                log["collisions"] += w_spot is not None and w_spot == v_spot
             if w_valid:
                 golden.write({"addr": w_beat.addr, "data": w_beat.data, "strb": w_beat.strb})
             edge += 1
@@ -152,18 +153,19 @@ def monitor(spad, golden, log):
     return watch
 
 
-def check_dma_words(got, log, seed):
-    """The DMA read words ``got`` against the monitor's ``log["dma"]``: a DMA read sees the
-    memory as it is at the edge it is issued from the entry register, after its acceptance edge
-    and before its response edge, and reads are issued in order, one per edge. Each word must
-    then be the one of such an edge later than the edge chosen for the read before it (the
-    earliest that fits is chosen, which leaves the most choice to the reads that follow)."""
+def check_reads(got, log, seed, name):
+    """The responses ``got`` of one reader against the monitor's ``log[name]``: a read sees the
+    memory as it is at the edge it is issued from its entry register, after its acceptance edge
+    and before its response edge, and reads are issued in order, one per edge. Each response
+    must then be the value of such an edge later than the edge chosen for the read before it
+    (the earliest that fits is chosen, which leaves the most choice to the reads that
+    follow)."""
     issued = -1
-    assert len(got) == len(log), f"seed {seed}: {len(got)} DMA words, {len(log)} reads"
-    for k, (word, read) in enumerate(zip(got, log, strict=True)):
-        edges = [edge for edge, value in read["seen"] if edge > issued and value == word]
-        assert edges, f"seed {seed}: DMA read {k} of address {read['addr']:#x}: {word:#x} " \
-            f"is none of {[hex(value) for edge, value in read['seen'] if edge > issued]}"
+    assert len(got) == len(log), f"seed {seed}: {len(got)} {name} responses, {len(log)} reads"
+    for k, (value, read) in enumerate(zip(got, log, strict=True)):
+        edges = [edge for edge, seen in read["seen"] if edge > issued and seen == value]
+        assert edges, f"seed {seed}: {name} read {k} of address {read['addr']:#x}: {value} " \
+            f"is none of {[seen for edge, seen in read['seen'] if edge > issued]}"
         issued = edges[0]
 
 
@@ -185,8 +187,8 @@ def first_mismatch(got, expected):
 def test_concurrent_against_golden(name, seed):
     """Random DMA writes with random strobes, random DMA reads of both spaces and random vector
     reads, all at once under random idle cycles, backpressure and accumulator latency, match
-    the golden byte array read at each vector read's acceptance edge and at a DMA read's issue
-    edge (:func:`check_dma_words`), in order; ``error`` stays low."""
+    the golden byte array read at each read's issue edge (:func:`check_reads`), in order;
+    ``error`` stays low."""
     rng = np.random.default_rng(seed)
     stall = random.Random(seed)
     spad = make(name)
@@ -231,11 +233,8 @@ def test_concurrent_against_golden(name, seed):
     simulate(spad, write, dma_read, dma_take, vec_read, vec_take,
              background=[monitor(spad, golden, log),
                          fake_accumulator(spad, rows, rng=stall, latency=(1, 5), ready=0.6)])
-    index = first_mismatch(got["vec"], log["vec"])
-    assert index is None, \
-        f"seed {seed}: vector read {index} of address {vec_reads[index]:#x}: " \
-        f"{got['vec'][index]} != {log['vec'][index]}"
-    check_dma_words(got["dma"], log["dma"], seed)
+    check_reads(got["vec"], log["vec"], seed, "vector")
+    check_reads(got["dma"], log["dma"], seed, "DMA")
     assert log["conflicts"] >= 3 and log["collisions"] >= 3, \
         f"seed {seed}: {log['conflicts']} conflicts, {log['collisions']} collisions"
 
@@ -471,9 +470,9 @@ def run_schedule(spad, *, writes=(), dma_reads=(), vec_reads=(), cycles, rows=No
 def test_full_throughput(name):
     """A vector per cycle from bank 0 while the DMA writes a word per cycle into banks 0 and 1
     and reads a word per cycle from bank 1: every request is taken at the edge it is offered,
-    vectors leave one edge later and words three edges later, back to back, each with the
-    bytes of the writes of edges before its issue (its acceptance edge for a vector, the next
-    one for a DMA read). Then accumulator words, one per cycle, as fast."""
+    vectors leave two edges later and words three edges later, back to back, each with the
+    bytes of the writes of edges before its issue (the edge after its acceptance). Then
+    accumulator words, one per cycle, as fast."""
     spad = make(name)
     cfg = spad.config
     n = 24
@@ -490,7 +489,7 @@ def test_full_throughput(name):
     assert [edge for edge, _ in out["vec"]] == [k + spad.latency for k in range(n)]
     assert [edge for edge, _ in out["dma"]] == [k + 3 for k in range(2 * n)]
     assert [vector for _, vector in out["vec"]] == \
-        [state_before(spad, writes, k).vector(addr) for k, addr in vec_reads]
+        [state_before(spad, writes, k + 1).vector(addr) for k, addr in vec_reads]
     assert [word for _, word in out["dma"]] == \
         [state_before(spad, writes, k + 1, rows).word(addr)
          for k, addr in spad_reads + acc_reads]
@@ -544,15 +543,15 @@ def test_accumulator_rows_per_word_throughput():
 
 @pytest.mark.parametrize("name", PRESET_NAMES)
 def test_conflicts(name):
-    """Same bank, same edge (a DMA read arbitrates the edge after its acceptance): the vector
-    read is taken, the DMA read issued one edge later (its word leaves two edges after its
-    issue). Different banks: both at once. Neither loses data."""
+    """Same bank, same edge (both reads arbitrate the edge after their acceptance): the vector
+    read is issued, the DMA read one edge later (its word leaves two edges after its issue).
+    Different banks: both at once. Neither loses data."""
     spad = make(name)
     writes = [(0, beat(spad, 0, fill(spad, 0x3c))),
               (1, beat(spad, spad.bank_bytes, fill(spad, 0xa5)))]
-    taken, out = run_schedule(spad, writes=writes, vec_reads=[(5, 0), (9, spad.bank_bytes)],
+    taken, out = run_schedule(spad, writes=writes, vec_reads=[(4, 0), (8, spad.bank_bytes)],
                               dma_reads=[(4, 0), (8, 0)], cycles=16)
-    assert taken["v"] == [5, 9]
+    assert taken["v"] == [4, 8]
     assert taken["r"] == [4, 8]
     assert [edge for edge, _ in out["dma"]] == [6 + 2, 9 + 2]
     golden = state_before(spad, writes, 2)
@@ -562,9 +561,10 @@ def test_conflicts(name):
 
 def test_dma_read_never_starves():
     """Vector reads of bank 0 every cycle hold off a DMA read of bank 0 for
-    ``DMA_READ_MAX_WAIT`` edges; at the next it wins, and the vector read waits that one edge.
-    Both DMA reads are accepted at once into the entry register; the first arbitrates from
-    the edge after its acceptance, the second from the edge after the first's issue."""
+    ``DMA_READ_MAX_WAIT`` edges; at the next it wins, and the vector read waits that one edge
+    in its entry register, which then takes no request at the edge after. Both DMA reads are
+    accepted at once into the entry register; the first arbitrates from the edge after its
+    acceptance, the second from the edge after the first's issue."""
     spad = make("default")
     wait = Scratchpad.DMA_READ_MAX_WAIT
     taken, out = run_schedule(spad, vec_reads=[(0, 8 * (k % 4)) for k in range(20)],
@@ -572,26 +572,26 @@ def test_dma_read_never_starves():
     assert taken["r"] == [2, 3]
     stalls = [3 + wait, 3 + 2 * wait + 1]
     assert [edge for edge, _ in out["dma"]] == [edge + 2 for edge in stalls]
-    assert taken["v"] == [edge for edge in range(22) if edge not in stalls]
+    assert taken["v"] == [edge for edge in range(22) if edge - 1 not in stalls]
     assert len(out["vec"]) == 20
 
 
 @pytest.mark.parametrize("name", ["default", "narrow", "wide"])
 def test_read_during_write(name):
     """A read issued at the edge that writes its bytes returns the old bytes and one issued the
-    edge after the new ones, on both read ports: a vector read is issued at its acceptance
-    edge, a DMA read at the next edge (so one accepted at the write's edge sees the new
-    bytes). A vector stalled on ``vec_data`` keeps its value while its bytes are rewritten and
-    its bank serves DMA reads."""
+    edge after the new ones, on both read ports; both are issued at the edge after their
+    acceptance (so one accepted at the write's edge sees the new bytes). A vector stalled on
+    ``vec_data`` keeps its value while its bytes are rewritten and its bank serves DMA
+    reads."""
     spad = make(name)
     a, b, c, d = (beat(spad, 0, fill(spad, byte)) for byte in (0x5a, 0xc3, 0x0f, 0x81))
     writes = [(0, a), (6, b), (10, c), (14, d)]
     other = 8 * spad.config.bus_bytes
     taken, out = run_schedule(
-        spad, writes=writes, vec_reads=[(6, 0), (7, 0), (12, 0)],
+        spad, writes=writes, vec_reads=[(5, 0), (6, 0), (11, 0)],
         dma_reads=[(9, 0), (10, 0), (12, other), (13, 0), (14, 0), (16, 0)],
         vec_ready=lambda edge: edge < 12 or edge > 16, cycles=24)
-    assert taken == {"w": [0, 6, 10, 14], "v": [6, 7, 12], "r": [9, 10, 12, 13, 14, 16]}
+    assert taken == {"w": [0, 6, 10, 14], "v": [5, 6, 11], "r": [9, 10, 12, 13, 14, 16]}
     state = [state_before(spad, writes, edge) for edge in (1, 7, 11, 15)]
     assert out["vec"] == [(7, state[0].vector(0)), (8, state[1].vector(0)),
                           (17, state[2].vector(0))]

@@ -316,7 +316,7 @@ class GemmPlan:
 #: Cycles beyond ``rows + cols`` that a GEMM giving a token costs after its reads (the
 #: compute queue waits for the matrix unit to write the tile before giving it), for
 #: :func:`plan_gemm`'s estimate.
-_DRAIN = 10
+_DRAIN = 11
 
 
 def _estimate(cfg, m, k, n, plan):

@@ -49,9 +49,9 @@ class CostParams:
     #: Memory read latency: AR to the first R beat (``sim.core_system.READ_LATENCY``).
     latency: int = 20
     #: From a GEMM's last read to its last result in the accumulator memory, past
-    #: ``rows + cols`` (the array's input register, the products' two registers and the
-    #: accumulator's two stages are five of them).
-    gemm_latency: int = 9
+    #: ``rows + cols`` (the scratchpad's registered read request, the array's input register,
+    #: the products' two registers and the accumulator's two stages are six of them).
+    gemm_latency: int = 10
     #: Cycles between two GEMMs on the compute read port.
     gemm_gap: int = 1
     #: Fixed cost of a VECTOR (record header, pipeline fill and drain).

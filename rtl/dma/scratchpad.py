@@ -40,24 +40,22 @@ class Scratchpad(wiring.Component):
     write and one line read.
 
     Each cycle, every bank takes one write and one read. DMA writes own the write ports and are
-    always ready. A DMA read request is decoded and registered on entry (a two-entry
-    :class:`~rtl.bus.skid.SkidBuffer`) and is *issued* from that register, the edge after the
-    one that accepted it at the earliest. Compute and DMA reads share the read ports and
-    conflict only in the same bank: the compute read wins and the DMA read waits in its
-    register, except that a DMA read that has lost :attr:`DMA_READ_MAX_WAIT` cycles in a row
-    wins the next conflict (the compute read waits that one cycle), so neither port starves.
-    A compiler that keeps the vectors being computed and the data being stored in different
-    banks never sees a conflict. A read sees the memory as it is at the edge it is issued (a
-    compute read at the edge that accepts it): issued at the same edge as a write to its
-    bytes, it returns the old bytes; issued at a later edge, the new ones. So a compute read
-    accepted at a write's edge returns the old bytes, and a DMA read accepted at that edge or
-    later the new ones (a DMA read sees every write accepted before its issue edge, including
-    those accepted while it waited). Nothing is ever lost or corrupted by a conflict: the
-    losing read waits and retries. ``dma_r.ready`` comes straight from a flip-flop: it is low
-    only while two requests wait in the entry register, and depends on no port within the
-    cycle. ``vec_r.ready`` depends combinationally on ``vec_r``'s own ``valid`` and address,
-    on ``vec_data.ready`` and on the registered DMA request it may conflict with, never on
-    ``dma_r``.
+    always ready. A read request, compute or DMA, is registered on entry (a two-entry
+    :class:`~rtl.bus.skid.SkidBuffer` per port; a DMA request with its decode) and is *issued*
+    from that register, the edge after the one that accepted it at the earliest, so the bank
+    arbitration starts at flip-flops. Compute and DMA reads share the read ports and conflict
+    only in the same bank: the compute read wins and the DMA read waits in its register,
+    except that a DMA read that has lost :attr:`DMA_READ_MAX_WAIT` cycles in a row wins the
+    next conflict (the compute read waits that one cycle), so neither port starves. A
+    compiler that keeps the vectors being computed and the data being stored in different
+    banks never sees a conflict. A read sees the memory as it is at the edge it is issued:
+    issued at the same edge as a write to its bytes, it returns the old bytes; issued at a
+    later edge, the new ones. So a read accepted at a write's edge or later returns the new
+    bytes (it sees every write accepted before its issue edge, including those accepted while
+    it waited). Nothing is ever lost or corrupted by a conflict: the losing read waits and
+    retries. ``vec_r.ready`` and ``dma_r.ready`` come straight from flip-flops: each is low
+    only while two requests wait in its entry register, and depends on no port within the
+    cycle.
 
     DMA reads take local addresses (``config.local_addr_width`` bits) in two spaces: below
     ``config.acc_base`` (``spad_bytes`` whenever the accumulator is no larger than the
@@ -105,10 +103,11 @@ class Scratchpad(wiring.Component):
     dma_rdata : Out(stream.Signature(bus_width))
         DMA read responses, one per request, in request order.
     vec_r : In(stream.Signature(spad_addr_width))
-        Compute read requests, ``vector_pitch``-aligned byte addresses.
+        Compute read requests, ``vector_pitch``-aligned byte addresses; ``ready`` is a
+        flip-flop.
     vec_data : Out(stream.Signature(ArrayLayout(signed(8), vector_bytes)))
-        Vectors, element ``i`` from byte ``addr + i``, in request order, offered the cycle
-        after the edge that accepted the request (:attr:`latency`).
+        Vectors, element ``i`` from byte ``addr + i``, in request order, offered two cycles
+        after the edge that accepted the request when it does not wait (:attr:`latency`).
     acc_read : Out(stream.Signature(acc_addr_width))
         Row reads of the accumulator memory (the matrix unit's ``read``).
     acc_data : In(stream.Signature(ArrayLayout(signed(32), cols)))
@@ -181,7 +180,7 @@ class Scratchpad(wiring.Component):
     @property
     def latency(self):
         """Cycles from the edge accepting a ``vec_r`` request to the one its vector can leave."""
-        return 1
+        return 2
 
     def _split(self, addr):
         """Bank, line within the bank and byte within the line of a scratchpad address."""
@@ -197,9 +196,15 @@ class Scratchpad(wiring.Component):
         words = self.line_bytes // cfg.bus_bytes
         bus_bits, pitch_bits = ceil_log2(cfg.bus_bytes), ceil_log2(self.vector_pitch)
 
-        # Compute reads: request decode, and a bank read whose data the next cycle either leaves
-        # on vec_data or is kept in `held` (the read port may serve the DMA in that cycle).
-        v_bank, v_line, v_byte = self._split(self.vec_r.payload)
+        # Compute reads: registered on entry (`vec_entry`, a skid buffer: vec_r.ready is a flop
+        # and the arbitration starts at flip-flops), then a bank read whose data the next cycle
+        # either leaves on vec_data or is kept in `held` (the read port may serve the DMA in
+        # that cycle).
+        m.submodules.vec_entry = vec_entry = SkidBuffer(
+            stream.Signature(cfg.spad_addr_width))
+        wiring.connect(m, wiring.flipped(self.vec_r), vec_entry.i)
+        v_req = vec_entry.o
+        v_bank, v_line, v_byte = self._split(v_req.payload)
         v_ok = v_byte[:pitch_bits] == 0
         v_issue = Signal()
         v_s1, v_s1_zero, v_held = Signal(), Signal(), Signal()
@@ -254,7 +259,7 @@ class Scratchpad(wiring.Component):
         spad_room = spad_words.level + d_s1 < spad_words.depth
 
         # Bank arbitration between the two readers.
-        v_wants = self.vec_r.valid & v_ok & v_free
+        v_wants = v_req.valid & v_ok & v_free
         d_wants = entry.o.valid & d_spad & order.w_rdy & spad_room
         waited = Signal(range(self.DMA_READ_MAX_WAIT + 1))
         conflict = v_wants & d_wants & (v_bank == d_bank)
@@ -290,8 +295,8 @@ class Scratchpad(wiring.Component):
         # Compute read output.
         fresh = Signal(8 * self.vector_bytes)
         m.d.comb += [
-            v_issue.eq(self.vec_r.valid & self.vec_r.ready),
-            self.vec_r.ready.eq(v_free & (v_go | ~v_ok)),
+            v_issue.eq(v_req.valid & v_req.ready),
+            v_req.ready.eq(v_free & (v_go | ~v_ok)),
             fresh.eq(Mux(v_s1_zero, 0, bank_data[v_s1_bank].word_select(
                 v_s1_slot, 8 * self.vector_pitch))),
             self.vec_data.valid.eq(v_s1 | v_held),
