@@ -138,7 +138,8 @@ def monitor(spad, golden, log):
                 reads = open_reads[name]
                 if out_valid and out_ready:
                     read = reads.popleft()
-                    log["collisions"] += len({str(seen) for _, seen in read["seen"]}) > 1
+                    first = read["seen"][0][1] if read["seen"] else None
+                    log["collisions"] += any(seen != first for _, seen in read["seen"])
                 for read in reads:
                     read["seen"].append((edge, value(read["addr"])))
                 if valid and ready:
