@@ -103,9 +103,10 @@ class Window:
         return self.history[-1][1:]
 
     def allows(self, cycle, lo, hi):
-        """Whether ``[lo, hi)`` was inside the window in force at any of the three cycles
-        before ``cycle``, when a burst whose ``valid`` rose at ``cycle`` was checked."""
-        start = cycle - 3
+        """Whether ``[lo, hi)`` was inside the window in force at any of the four cycles
+        before ``cycle``, when a burst whose ``valid`` rose at ``cycle`` was checked (against
+        the window of the cycle before its commit)."""
+        start = cycle - 4
         windows = [w for c, *w in self.history if c <= start][-1:]
         windows += [w for c, *w in self.history if start < c <= cycle]
         return any(base <= lo and hi <= limit for base, limit in windows)

@@ -107,6 +107,15 @@ ERRORS = {
                                  CoreError.FETCH, 2),
     "earliest of two failures": ([encode(Opcode.LOAD, ext_addr=0x8000, rows=1, row_bytes=8),
                                   encode(Opcode.GEMM, k=99)], CoreError.DMA_SLVERR, 0),
+    # A long LOAD that fails on its last row, with nine LOADs behind it: seven more fill the
+    # load executor's queue_depth (8) of descriptors in the engine, the next waits in its
+    # descriptor buffer, and when the failure is known (the engine then takes nothing) it is
+    # dropped there; kept, it would hold the run open.
+    "loads behind a failing load": (
+        [encode(Opcode.LOAD, ext_addr=0x8000 - 63 * 8, ext_stride=8, rows=64, row_bytes=8,
+                local_stride=8)] +
+        [encode(Opcode.LOAD, ext_addr=0x1000 + 8 * k, rows=1, row_bytes=8) for k in range(9)],
+        CoreError.DMA_SLVERR, 0),
 }
 
 

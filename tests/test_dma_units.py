@@ -48,7 +48,9 @@ CHECKS = [
 
 def run_checks(dut, cases, *, acc=None):
     """Each case on ``dut``: the golden model and the RTL give its code, offered on
-    ``checked`` exactly ``1 + bit_length(rows - 1)`` cycles after ``desc`` is taken."""
+    ``checked`` exactly ``1 + bit_length(rows - 1)`` cycles after ``desc`` is taken (the
+    window driven two cycles before: it acts one cycle after it is driven, and its change
+    holds ``checked`` back in the cycle after that)."""
     async def bench(ctx):
         ctx.set(dut.checked.ready, 1)
         for desc, window, code in cases:
@@ -57,6 +59,7 @@ def run_checks(dut, cases, *, acc=None):
                 desc
             ctx.set(dut.window_base, window[0])
             ctx.set(dut.window_limit, window[1])
+            await ctx.tick().repeat(2)
             await stream_put(ctx, dut.desc, desc.fields())
             cycles = 1
             while not ctx.get(dut.checked.valid):

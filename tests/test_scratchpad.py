@@ -91,11 +91,12 @@ def fill(spad, byte):
 
 
 def state_before(spad, writes, edge, rows=None):
-    """The golden model after the scheduled ``(edge, beat)`` writes taken before ``edge``, each
-    at its scheduled edge (DMA writes are always taken when offered)."""
+    """The golden model after the scheduled ``(edge, beat)`` writes landed before ``edge``: each
+    is taken at its scheduled edge (DMA writes are always taken when offered) and lands at the
+    next one."""
     golden = Golden(spad, rows)
     for at, w in writes:
-        if at < edge:
+        if at + 1 < edge:
             golden.write(w)
     return golden
 
@@ -106,12 +107,13 @@ def random_rows(rng, cfg):
 
 def monitor(spad, golden, log):
     """A background testbench that updates ``golden`` at every edge and appends to ``log["vec"]``
-    and ``log["dma"]``, in acceptance order, for every vector and DMA read, what it would
-    return if issued at each edge after its acceptance up to the one before its response
-    leaves (``"seen"``: ``(edge, value)`` pairs, each seeing the writes of earlier edges only;
-    see :func:`check_reads`). It also counts in ``log["conflicts"]`` the edges at which both
-    readers asked for one bank, and in ``log["collisions"]`` the reads whose bytes were written
-    between their acceptance and their response."""
+    and ``log["dma"]``, in acceptance order, for every vector and DMA read, what it would return
+    if issued at each edge after its acceptance up to the one before its response leaves
+    (``"seen"``: ``(edge, value)`` pairs, each seeing the writes landed at earlier edges only, a
+    write landing at the edge after the one that takes it; see :func:`check_reads`). It also
+    counts in ``log["conflicts"]`` the edges at which both readers asked for one bank, and in
+    ``log["collisions"]`` the reads whose bytes were written between their acceptance and their
+    response."""
     cfg = spad.config
 
     def spot(addr, size):
@@ -125,6 +127,7 @@ def monitor(spad, golden, log):
 
     async def watch(ctx):
         edge = 0
+        landing = None  # the write taken at the edge before, which lands at this one
         while True:
             signals = [signal for request, response, *_ in readers.values()
                        for signal in (request.valid, request.ready, request.payload,
@@ -147,8 +150,9 @@ def monitor(spad, golden, log):
                     log[name].append(reads[-1])
             if asked["vec"] and asked["dma"] and asked["vec"][0] == asked["dma"][0]:
                 log["conflicts"] += 1
-            if w_valid:
-                golden.write({"addr": w_beat.addr, "data": w_beat.data, "strb": w_beat.strb})
+            if landing:
+                golden.write(landing)
+            landing = w_valid and {"addr": w_beat.addr, "data": w_beat.data, "strb": w_beat.strb}
             edge += 1
 
     return watch
@@ -472,7 +476,7 @@ def test_full_throughput(name):
     """A vector per cycle from bank 0 while the DMA writes a word per cycle into banks 0 and 1
     and reads a word per cycle from bank 1: every request is taken at the edge it is offered,
     vectors leave two edges later and words three edges later, back to back, each with the
-    bytes of the writes of edges before its issue (the edge after its acceptance). Then
+    bytes of the writes landed before its issue (the edge after its acceptance). Then
     accumulator words, one per cycle, as fast."""
     spad = make(name)
     cfg = spad.config
@@ -502,7 +506,7 @@ def test_dma_read_latency_and_throughput(name, seed):
     """Back-to-back DMA reads of random scratchpad words, with random writes and, in another
     bank, random vector reads at the same time: every read is taken at the edge it is offered,
     one per edge, and its word leaves three edges after that, back to back, with the bytes of
-    the writes of the edges before its issue (the edge after its acceptance)."""
+    the writes landed before its issue (the edge after its acceptance)."""
     rng = np.random.default_rng(seed)
     spad = make(name)
     cfg = spad.config
@@ -555,7 +559,7 @@ def test_conflicts(name):
     assert taken["v"] == [4, 8]
     assert taken["r"] == [4, 8]
     assert [edge for edge, _ in out["dma"]] == [6 + 2, 9 + 2]
-    golden = state_before(spad, writes, 2)
+    golden = state_before(spad, writes, 3)
     assert [v for _, v in out["vec"]] == [golden.vector(0), golden.vector(spad.bank_bytes)]
     assert [w for _, w in out["dma"]] == [golden.word(0)] * 2
 
@@ -579,21 +583,21 @@ def test_dma_read_never_starves():
 
 @pytest.mark.parametrize("name", ["default", "narrow", "wide"])
 def test_read_during_write(name):
-    """A read issued at the edge that writes its bytes returns the old bytes and one issued the
-    edge after the new ones, on both read ports; both are issued at the edge after their
-    acceptance (so one accepted at the write's edge sees the new bytes). A vector stalled on
-    ``vec_data`` keeps its value while its bytes are rewritten and its bank serves DMA
-    reads."""
+    """A read issued at the edge a write lands on its bytes (the edge after the one that takes
+    the write) returns the old bytes and one issued the edge after the new ones, on both read
+    ports; both are issued at the edge after their acceptance (so one accepted at the write's
+    landing edge sees the new bytes). A vector stalled on ``vec_data`` keeps its value while
+    its bytes are rewritten and its bank serves DMA reads."""
     spad = make(name)
     a, b, c, d = (beat(spad, 0, fill(spad, byte)) for byte in (0x5a, 0xc3, 0x0f, 0x81))
-    writes = [(0, a), (6, b), (10, c), (14, d)]
+    writes = [(0, a), (5, b), (9, c), (13, d)]
     other = 8 * spad.config.bus_bytes
     taken, out = run_schedule(
         spad, writes=writes, vec_reads=[(5, 0), (6, 0), (11, 0)],
         dma_reads=[(9, 0), (10, 0), (12, other), (13, 0), (14, 0), (16, 0)],
         vec_ready=lambda edge: edge < 12 or edge > 16, cycles=24)
-    assert taken == {"w": [0, 6, 10, 14], "v": [5, 6, 11], "r": [9, 10, 12, 13, 14, 16]}
-    state = [state_before(spad, writes, edge) for edge in (1, 7, 11, 15)]
+    assert taken == {"w": [0, 5, 9, 13], "v": [5, 6, 11], "r": [9, 10, 12, 13, 14, 16]}
+    state = [state_before(spad, writes, edge) for edge in (2, 7, 11, 15)]
     assert out["vec"] == [(7, state[0].vector(0)), (8, state[1].vector(0)),
                           (17, state[2].vector(0))]
     assert out["dma"] == [(12, state[1].word(0)), (13, state[2].word(0)), (15, 0),

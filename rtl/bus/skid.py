@@ -111,13 +111,16 @@ class SkidBuffer(wiring.Component):
         m.d.comb += self.i.ready.eq(space)
 
         with m.If(space):
+            # While empty, the skid register follows i's payload, so its enable is the flop
+            # `space` alone and none of o's handshake: it holds the beat accepted at an edge
+            # where o stalls, and what it took at other edges is never used.
+            m.d.sync += load(skid, i_fields)
             with m.If(~self.o.valid | self.o.ready):
                 m.d.sync += self.o.valid.eq(self.i.valid)
                 with m.If(self.i.valid):
                     m.d.sync += load(o_fields, i_fields)
             with m.Elif(self.i.valid):
                 # o is full and stalled: the beat accepted at this edge waits in the skid.
-                m.d.sync += load(skid, i_fields)
                 m.d.sync += space.eq(0)
         with m.Elif(self.o.ready):
             m.d.sync += load(o_fields, skid)

@@ -5,6 +5,7 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from jalapeno.isa import DMA_ERRORS, Opcode
+from rtl.bus.skid import SkidBuffer
 from rtl.dma.descriptor import DmaError, beat_shift, check_config, descriptor_layout
 
 from .decode import error_layout, field
@@ -19,9 +20,16 @@ class DmaQueue(wiring.Component):
     read (write) engine, and each SYNC waits for the queue's earlier transfers.
 
     Instructions pass :class:`~rtl.core.issue.IssueStage` (tokens taken, instructions after a
-    failure dropped). Descriptors then go to the engine back to back, up to ``config.queue_depth``
-    not yet done, so the DMA overlaps a queue's transfers as it overlaps descriptors. When
-    the engine reports one done, its instruction gives its tokens, or its code is reported.
+    failure dropped). Descriptors then go through a :class:`~rtl.bus.skid.SkidBuffer` to the
+    engine back to back, up to ``config.queue_depth`` not yet done, so the DMA overlaps a
+    queue's transfers as it overlaps descriptors. When the engine reports one done, its
+    instruction gives its tokens, or its code is reported.
+
+    Timing: the skid buffer cuts the handshake between the queue and the engine, whose
+    ``desc.ready`` comes from the engine's window check; without it that path ran on through
+    the issue stage into the instruction queue's pointers. A descriptor reaches the engine one
+    cycle after its instruction is issued. One still buffered when an earlier instruction's
+    failure is known (``limit``) is dropped there, as the issue stage drops instructions.
 
     The instruction's fields map one to one onto the descriptor (``local_addr`` onto
     ``spad_addr``, ``local_stride`` onto ``spad_stride``), so the engine's own checks give
@@ -91,19 +99,23 @@ class DmaQueue(wiring.Component):
         def f(name):
             return field(word, op, name)
 
-        # What each descriptor in the engine owes when it is done: its address and tokens.
+        # A descriptor with what it owes when done: its instruction's address and tokens.
         owed_layout = data.StructLayout({"addr": cfg.addr_width, "push": token_layout()})
+        staged_layout = data.StructLayout({"desc": descriptor_layout(cfg), "owe": owed_layout})
+        m.submodules.staged = staged = SkidBuffer(stream.Signature(staged_layout))
         m.submodules.owed = owed = fifo.SyncFIFO(width=owed_layout.size, depth=cfg.queue_depth)
         sync = field(word, None, "opcode") == Opcode.SYNC
         push = Signal(token_layout())
         m.d.comb += [push.prev.eq(f("push_prev")), push.next.eq(f("push_next"))]
 
         # The descriptor, or, for an external field wider than the bus, the WINDOW it earns.
-        desc = self.desc.payload
+        desc = staged.i.payload.desc
         m.d.comb += [
             desc.ext_addr.eq(f("ext_addr")), desc.ext_stride.eq(f("ext_stride")),
             desc.spad_addr.eq(f("local_addr")), desc.spad_stride.eq(f("local_stride")),
             desc.rows.eq(f("rows")), desc.row_bytes.eq(f("row_bytes")),
+            staged.i.payload.owe.addr.eq(addr),
+            staged.i.payload.owe.push.eq(push),
         ]
         too_wide = Signal()
         if cfg.addr_width < len(f("ext_addr")):
@@ -117,17 +129,23 @@ class DmaQueue(wiring.Component):
 
         # A SYNC, or a refused descriptor, completes once every earlier descriptor is done, so
         # tokens and reports stay in order.
-        drained = ~owed.r_rdy
+        drained = ~owed.r_rdy & ~staged.o.valid
         at_once = issue.issue.valid & (sync | too_wide) & drained
         m.d.comb += [
-            self.desc.valid.eq(issue.issue.valid & ~sync & ~too_wide & owed.w_rdy),
-            issue.issue.ready.eq((self.desc.valid & self.desc.ready) | at_once),
+            staged.i.valid.eq(issue.issue.valid & ~sync & ~too_wide),
+            issue.issue.ready.eq((staged.i.valid & staged.i.ready) | at_once),
         ]
-        owe = data.View(owed_layout, owed.w_data)
+
+        # Staged descriptors into the engine, or dropped after an earlier failure.
+        out = staged.o.payload
+        dropped = self.limit.valid & (out.owe.addr > self.limit.payload)
+        taken = self.desc.valid & self.desc.ready
         m.d.comb += [
-            owed.w_en.eq(self.desc.valid & self.desc.ready),
-            owe.addr.eq(addr),
-            owe.push.eq(push),
+            self.desc.payload.eq(out.desc),
+            self.desc.valid.eq(staged.o.valid & ~dropped & owed.w_rdy),
+            staged.o.ready.eq(taken | dropped),
+            owed.w_en.eq(taken),
+            owed.w_data.eq(out.owe),
         ]
 
         # Reports, in order: tokens given, or the error.
@@ -140,7 +158,7 @@ class DmaQueue(wiring.Component):
             self.push.valid.eq(done_ok | (at_once & sync)),
             self.retired.eq(done_ok | (at_once & sync)),
             self.push.payload.eq(head.push),
-            self.busy.eq(issue.busy | owed.r_rdy),
+            self.busy.eq(issue.busy | staged.o.valid | owed.r_rdy),
         ]
         with m.If(at_once & sync):
             m.d.comb += self.push.payload.eq(push)

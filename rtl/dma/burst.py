@@ -14,7 +14,7 @@ from .descriptor import (
     burst_layout,
     check_config,
     checked_layout,
-    window_changed,
+    registered_window,
 )
 
 __all__ = ["BurstSplitter"]
@@ -29,22 +29,24 @@ class BurstSplitter(wiring.Component):
     gets the strobes of ``row_bytes % bus_bytes`` bytes (all of them when that is 0).
 
     Each burst waits in an output register, and is offered on ``bursts`` only while it lies in
-    ``[window_base, window_limit)``, whole beats counted: a burst found outside (the window
+    ``[window_base, window_limit)`` of the cycle before (the window acts one cycle after it is
+    driven: :func:`~rtl.dma.descriptor.registered_window`), whole beats counted: a burst found
+    outside (the window
     changed under a running descriptor) is never offered; instead ``report`` carries
     ``WINDOW``, and the engine's control raises ``flush``. This per-burst check is the one the
     "nothing outside the window" property rests on; the up-front check only makes it fire
     before the first burst of a descriptor rather than partway.
 
     Timing: no compare lies between the window and ``bursts.valid``, whose handshake enables
-    every register here. The burst's end, ``addr + (len + 1) * bus_bytes``, is registered
-    with it (the sum that also gives the next burst's address), and a flag ``inside`` is
-    registered every cycle: whether the burst the output register holds in the next cycle
-    lies in the window of this cycle (computed for both the burst now held and the one that
-    may replace it, so the handshake only selects between the two). A copy of the window is
-    registered every cycle as well, and a burst is offered, or reported outside, only while
-    the window equals that copy (an equality, no carry chain): then ``inside`` is the outcome
-    for the current window. A change of the window holds the burst back for one cycle while
-    ``inside`` is recomputed; in steady state a burst still leaves every cycle.
+    every register here. The burst's end, ``addr + (len + 1) * bus_bytes``, is registered with
+    it (the sum that also gives the next burst's address), and a flag ``inside`` is registered
+    every cycle: whether the burst the output register holds in the next cycle lies in the
+    registered window (computed for both the burst now held and the one that may replace it, so
+    the handshake only selects between the two). A burst is offered, or reported outside, only
+    while the registered window is the one ``inside`` was computed against (the register
+    ``window_changed`` is low): then ``inside`` is the outcome for the current window. A change
+    of the window holds the burst back for one cycle while ``inside`` is recomputed; in steady
+    state a burst still leaves every cycle.
 
     A checked descriptor that is ``empty`` or failed its up-front check issues nothing: it is
     taken once every earlier burst has completed (``drained``, and nothing held here), and its
@@ -108,8 +110,8 @@ class BurstSplitter(wiring.Component):
         out = Signal(burst_layout(cfg))
         held = Signal()
         end = Signal(cfg.addr_width + 1)      # out.addr + (out.len + 1) * bus_bytes
-        inside = Signal()                     # out to end inside the window of the last cycle
-        changed = window_changed(m, self.window_base, self.window_limit)
+        inside = Signal()                     # out to end inside the last registered window
+        base, limit, changed = registered_window(m, self.window_base, self.window_limit)
         m.d.comb += [
             self.bursts.payload.eq(out),
             self.bursts.valid.eq(held & inside & ~changed & ~self.flush),
@@ -127,7 +129,7 @@ class BurstSplitter(wiring.Component):
         m.d.comb += next_end.eq(addr + (beats << shift))
 
         def within(start, stop):
-            return (start >= self.window_base) & (stop <= self.window_limit)
+            return (start >= base) & (stop <= limit)
 
         load = active & free
         m.d.sync += inside.eq(Mux(load, within(addr, next_end), within(out.addr, end)))

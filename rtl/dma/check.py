@@ -12,7 +12,7 @@ from .descriptor import (
     check_config,
     checked_layout,
     descriptor_layout,
-    window_changed,
+    registered_window,
 )
 
 __all__ = ["DescriptorCheck"]
@@ -29,21 +29,26 @@ class DescriptorCheck(wiring.Component):
     cycle and stopping after the highest set one, so no multiplier is built: the result is
     offered on ``checked`` ``bit_length(rows - 1)`` cycles after the one following the edge
     that takes ``desc`` (at once for one row, 16 cycles later at most), or one cycle later
-    if the window changed in that cycle.
+    if that cycle follows a change of the window.
 
-    Timing: the outcome is a register, so no compare lies between the window and
-    ``checked``, whose handshake enables the registers here and feeds ``desc.ready``. Every
-    cycle it is recomputed against the window of that cycle for the descriptor and extents
-    the registers hold in the next one: both the held descriptor's (its extents after this
-    cycle's step) and the incoming one's are computed, and taking ``desc`` only selects
-    between them. A copy of the window is registered every cycle too, and ``checked`` is
-    offered only while the window equals it (an equality, no carry chain), so the registered
-    outcome is the outcome for the current descriptor and window.
+    The window acts one cycle after it is driven: the check works on a registered copy
+    (:func:`~rtl.dma.descriptor.registered_window`), so it judges every descriptor against
+    the window of the cycle before.
+
+    Timing: the outcome is a register, so no compare lies between the window and ``checked``,
+    whose handshake enables the registers here and feeds ``desc.ready``. Every cycle it is
+    recomputed against the registered window for the descriptor and extents the registers hold
+    in the next one: both the held descriptor's (its extents after this cycle's step) and the
+    incoming one's are computed, and taking ``desc`` only selects between them. ``checked`` is
+    offered only while the registered window is the one the outcome was computed against (the
+    register ``window_changed`` is low), so the registered outcome is the outcome for the
+    current descriptor and window.
 
     The outcome, in order of precedence: ``empty`` (zero ``rows`` or ``row_bytes``, code
     ``NONE``, nothing else checked); ``MISALIGNED`` (an address or stride not a multiple of
     ``bus_bytes``, whatever ``rows`` is); ``WINDOW`` (the external extent not inside
-    ``[window_base, window_limit)``, the window of the cycles the result is offered in);
+    ``[window_base, window_limit)``, the window of the cycle before each cycle the result is
+    offered in);
     ``SPAD_RANGE`` (the local extent neither inside the scratchpad, ``[0, spad_bytes)``, nor,
     with ``accumulator``, inside the accumulator memory, ``[acc_base, acc_base +
     acc_bytes)``); else ``NONE``.
@@ -62,7 +67,7 @@ class DescriptorCheck(wiring.Component):
     checked : Out(stream.Signature(checked_layout(config)))
         Each descriptor with its outcome.
     window_base, window_limit : In(addr_width)
-        The external window, ``[base, limit)`` in bytes.
+        The external window, ``[base, limit)`` in bytes, acting one cycle later.
     flush : In(1)
         Drops the held descriptor and takes none.
 
@@ -118,7 +123,7 @@ class DescriptorCheck(wiring.Component):
         ext_step = Signal(cfg.addr_width + ROWS_WIDTH)
         spad_step = Signal(LOCAL_WIDTH + ROWS_WIDTH)
         code = Signal(DmaError)  # of desc, ext_end and spad_end against the last window
-        changed = window_changed(m, self.window_base, self.window_limit)
+        base, limit, changed = registered_window(m, self.window_base, self.window_limit)
 
         empty = (desc.rows == 0) | (desc.row_bytes == 0)
         ready = held & ((count == 0) | empty)
@@ -150,7 +155,6 @@ class DescriptorCheck(wiring.Component):
         p_spad_end = Signal.like(spad_end)
         m.d.comb += [p_ext_end.eq(p.ext_addr + (beats << shift)),
                      p_spad_end.eq(p.spad_addr + p.row_bytes)]
-        base, limit = self.window_base, self.window_limit
         m.d.sync += [
             ext_end.eq(ext_next),
             spad_end.eq(spad_next),

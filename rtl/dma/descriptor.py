@@ -15,7 +15,7 @@ from ..config import JalapenoConfig
 __all__ = [
     "DmaError", "ROWS_WIDTH", "ROW_BYTES_WIDTH", "LOCAL_WIDTH", "descriptor_layout",
     "checked_layout", "burst_layout", "check_config", "axi_signature", "beat_shift",
-    "window_changed",
+    "registered_window",
 ]
 
 #: Width of the ``rows`` field of a descriptor.
@@ -120,15 +120,24 @@ def burst_layout(config: JalapenoConfig, *, ext=True):
     return data.StructLayout(fields)
 
 
-def window_changed(m, base, limit):
-    """Whether the window ``[base, limit)`` differs from the cycle before's, kept in ``m`` in
-    registers named ``prev_base`` and ``prev_limit``.
+def registered_window(m, base, limit):
+    """``(base, limit, changed)``: the window ``[base, limit)`` of the cycle before, kept in
+    ``m`` in registers named ``prev_base`` and ``prev_limit``, and ``changed``, a register
+    named ``window_changed``, high in a cycle whose registered window differs from the cycle
+    before's.
 
-    A window check registered against the window of the cycle before holds for the current
-    one exactly while this is low. It is an equality, no carry chain, so the checks of the
-    DMA's front ends can be registered without a compare in front of their handshakes.
+    The DMA's window checks work on this copy, so the window acts one cycle after it is
+    driven (the host sets it only while the core is idle). An outcome registered against the
+    copy of the cycle before holds for the current copy exactly while ``changed`` is low, and
+    ``changed`` is a flip-flop fed by an equality of flip-flops, so nothing lies between the
+    window and the handshakes that use those outcomes.
     """
     prev_base = Signal.like(base, name="prev_base")
     prev_limit = Signal.like(limit, name="prev_limit")
-    m.d.sync += [prev_base.eq(base), prev_limit.eq(limit)]
-    return Cat(base, limit) != Cat(prev_base, prev_limit)
+    changed = Signal(name="window_changed")
+    m.d.sync += [
+        prev_base.eq(base),
+        prev_limit.eq(limit),
+        changed.eq(Cat(base, limit) != Cat(prev_base, prev_limit)),
+    ]
+    return prev_base, prev_limit, changed

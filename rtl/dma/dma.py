@@ -29,7 +29,8 @@ class Dma(wiring.Component):
     load, store : In(engine_control_signature(config))
         The read and the write engine's control.
     window_base, window_limit : In(addr_width)
-        Every external byte either engine touches is in ``[window_base, window_limit)``.
+        Every external byte either engine touches is in ``[window_base, window_limit)``,
+        the window of the cycle before (it acts one cycle after it is driven).
     bus : Out(AXI4Signature(addr_width, bus_width, id_width=1))
         The master port; every burst has ID 0.
     spad_w : Out(stream.Signature(dma_write_layout(config)))

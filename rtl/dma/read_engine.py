@@ -59,7 +59,8 @@ class ReadEngine(wiring.Component):
     done : Out(stream.Signature(DmaError))
         One outcome per descriptor, in order.
     window_base, window_limit : In(addr_width)
-        Every external byte the engine reads is in ``[window_base, window_limit)``.
+        Every external byte the engine reads is in ``[window_base, window_limit)``,
+        the window of the cycle before (it acts one cycle after it is driven).
     clear : In(1)
         Leaves the error state (see :class:`~rtl.dma.control.EngineControl`).
     error : Out(DmaError)

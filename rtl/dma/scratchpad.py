@@ -40,22 +40,23 @@ class Scratchpad(wiring.Component):
     write and one line read.
 
     Each cycle, every bank takes one write and one read. DMA writes own the write ports and are
-    always ready. A read request, compute or DMA, is registered on entry (a two-entry
-    :class:`~rtl.bus.skid.SkidBuffer` per port; a DMA request with its decode) and is *issued*
-    from that register, the edge after the one that accepted it at the earliest, so the bank
-    arbitration starts at flip-flops. Compute and DMA reads share the read ports and conflict
-    only in the same bank: the compute read wins and the DMA read waits in its register,
-    except that a DMA read that has lost :attr:`DMA_READ_MAX_WAIT` cycles in a row wins the
-    next conflict (the compute read waits that one cycle), so neither port starves. A
-    compiler that keeps the vectors being computed and the data being stored in different
-    banks never sees a conflict. A read sees the memory as it is at the edge it is issued:
-    issued at the same edge as a write to its bytes, it returns the old bytes; issued at a
-    later edge, the new ones. So a read accepted at a write's edge or later returns the new
-    bytes (it sees every write accepted before its issue edge, including those accepted while
-    it waited). Nothing is ever lost or corrupted by a conflict: the losing read waits and
-    retries. ``vec_r.ready`` and ``dma_r.ready`` come straight from flip-flops: each is low
-    only while two requests wait in its entry register, and depends on no port within the
-    cycle.
+    always ready; each is registered on entry and lands at the edge after the one that accepts
+    it, so the write enables start at flip-flops. A read request, compute or DMA, is registered
+    on entry (a two-entry :class:`~rtl.bus.skid.SkidBuffer` per port; a DMA request with its
+    decode) and is *issued* from that register, the edge after the one that accepted it at the
+    earliest, so the bank arbitration starts at flip-flops. Compute and DMA reads share the
+    read ports and conflict only in the same bank: the compute read wins and the DMA read waits
+    in its register, except that a DMA read that has lost :attr:`DMA_READ_MAX_WAIT` cycles in a
+    row wins the next conflict (the compute read waits that one cycle), so neither port
+    starves. A compiler that keeps the vectors being computed and the data being stored in
+    different banks never sees a conflict. A read sees the memory as it is at the edge it is
+    issued: issued at the same edge as a write lands on its bytes, it returns the old bytes;
+    issued at a later edge, the new ones. So a read accepted at the edge after the one that
+    accepts a write, or later, returns the new bytes (it sees every write landed before its
+    issue edge, including those accepted while it waited). Nothing is ever lost or corrupted by
+    a conflict: the losing read waits and retries. ``vec_r.ready`` and ``dma_r.ready`` come
+    straight from flip-flops: each is low only while two requests wait in its entry register,
+    and depends on no port within the cycle.
 
     DMA reads take local addresses (``config.local_addr_width`` bits) in two spaces: below
     ``config.acc_base`` (``spad_bytes`` whenever the accumulator is no larger than the
@@ -81,9 +82,9 @@ class Scratchpad(wiring.Component):
     the entry register.
 
     A misaligned address on any port, or a DMA read outside both spaces, sets the sticky
-    ``error`` flag when accepted: such a write writes nothing, such a read returns zeros, in
-    order, and neither ever hangs. Ports other than ``dma_r`` are ``spad_addr_width`` wide,
-    so every aligned address on them is in range.
+    ``error`` flag when accepted (a write: when it lands): such a write writes nothing, such a
+    read returns zeros, in order, and neither ever hangs. Ports other than ``dma_r`` are
+    ``spad_addr_width`` wide, so every aligned address on them is in range.
 
     Parameters
     ----------
@@ -95,8 +96,8 @@ class Scratchpad(wiring.Component):
     Attributes
     ----------
     dma_w : In(stream.Signature(dma_write_layout(config)))
-        DMA writes, one bus word per cycle with byte strobes; always ready. A write lands at
-        the edge that accepts it.
+        DMA writes, one bus word per cycle with byte strobes; always ready. A write is
+        registered at the edge that accepts it and lands at the next edge.
     dma_r : In(stream.Signature(local_addr_width))
         DMA read requests, bus-word local byte addresses in the scratchpad or accumulator
         space; ``ready`` is a flip-flop.
@@ -198,8 +199,10 @@ class Scratchpad(wiring.Component):
 
         # Compute reads: registered on entry (`vec_entry`, a skid buffer: vec_r.ready is a flop
         # and the arbitration starts at flip-flops), then a bank read whose data the next cycle
-        # either leaves on vec_data or is kept in `held` (the read port may serve the DMA in
-        # that cycle).
+        # either leaves on vec_data or is kept in `held`, or behind it in `held2` (the read
+        # port may serve the DMA in that cycle). A read issues while `held` is empty, whatever
+        # vec_data.ready says: the two registers take the vector in flight and the one on
+        # offer, so the arbitration and the bank addresses do not wait on the consumer.
         m.submodules.vec_entry = vec_entry = SkidBuffer(
             stream.Signature(cfg.spad_addr_width))
         wiring.connect(m, wiring.flipped(self.vec_r), vec_entry.i)
@@ -207,10 +210,10 @@ class Scratchpad(wiring.Component):
         v_bank, v_line, v_byte = self._split(v_req.payload)
         v_ok = v_byte[:pitch_bits] == 0
         v_issue = Signal()
-        v_s1, v_s1_zero, v_held = Signal(), Signal(), Signal()
+        v_s1, v_s1_zero, v_held, v_held2 = Signal(), Signal(), Signal(), Signal()
         v_s1_bank, v_s1_slot = Signal.like(v_bank), Signal(range(line // 8 // self.vector_pitch))
-        v_held_data = Signal(8 * self.vector_bytes)
-        v_free = ~self.vec_data.valid | self.vec_data.ready
+        v_held_data, v_held2_data = Signal(8 * self.vector_bytes), Signal(8 * self.vector_bytes)
+        v_free = ~v_held
 
         # DMA reads: decoded into the scratchpad or accumulator space, or an error, on entry,
         # and registered with that decode in `entry` (a skid buffer: dma_r.ready is a flop),
@@ -271,7 +274,12 @@ class Scratchpad(wiring.Component):
         with m.Elif(conflict):
             m.d.sync += waited.eq(waited + 1)
 
-        w_bank, w_line, w_byte = self._split(self.dma_w.payload.addr)
+        # DMA writes: registered on entry (dma_w is always ready, so one register), so the
+        # bank write enables and Yosys's read-during-write logic start at flip-flops instead
+        # of at the DMA's read datapath. A write lands at the edge after the one accepting it.
+        w_valid, w = Signal(), Signal(dma_write_layout(cfg))
+        m.d.sync += [w_valid.eq(self.dma_w.valid), w.eq(self.dma_w.payload)]
+        w_bank, w_line, w_byte = self._split(w.addr)
         w_ok = w_byte[:bus_bits] == 0
         w_word = w_byte[bus_bits:]
         # Read ports are not transparent: a read at the edge of a write to its line gets the old
@@ -282,11 +290,11 @@ class Scratchpad(wiring.Component):
             m.submodules[f"bank_{b}"] = mem
             wr = mem.write_port(granularity=8)
             rd = mem.read_port()
-            strobes = [Mux(w_word == k, self.dma_w.payload.strb, 0) for k in range(words)]
+            strobes = [Mux(w_word == k, w.strb, 0) for k in range(words)]
             m.d.comb += [
                 wr.addr.eq(w_line),
-                wr.data.eq(Cat([self.dma_w.payload.data] * words)),
-                wr.en.eq(Mux(self.dma_w.valid & w_ok & (w_bank == b), Cat(strobes), 0)),
+                wr.data.eq(Cat([w.data] * words)),
+                wr.en.eq(Mux(w_valid & w_ok & (w_bank == b), Cat(strobes), 0)),
                 rd.addr.eq(Mux(v_go & (v_bank == b), v_line, d_line)),
             ]
             bank_data.append(rd.data)
@@ -307,10 +315,16 @@ class Scratchpad(wiring.Component):
             v_s1_zero.eq(~v_ok),
             v_s1_bank.eq(v_bank),
             v_s1_slot.eq(v_byte[pitch_bits:]),
-            v_held.eq(self.vec_data.valid & ~self.vec_data.ready),
         ]
-        with m.If(v_s1 & ~self.vec_data.ready):
-            m.d.sync += v_held_data.eq(fresh)
+        # In order: held, held2, fresh (held2 is only ever filled while nothing is in flight).
+        with m.If(v_held):
+            with m.If(self.vec_data.ready):
+                m.d.sync += [v_held_data.eq(Mux(v_held2, v_held2_data, fresh)),
+                             v_held.eq(v_held2 | v_s1), v_held2.eq(0)]
+            with m.Elif(v_s1):
+                m.d.sync += [v_held2_data.eq(fresh), v_held2.eq(1)]
+        with m.Elif(v_s1 & ~self.vec_data.ready):
+            m.d.sync += [v_held_data.eq(fresh), v_held.eq(1)]
 
         # DMA read requests: a scratchpad word, accumulator rows, or zeros for an error. A bus
         # word spanning several rows issues one row read per cycle and is accepted with the last;
@@ -409,7 +423,7 @@ class Scratchpad(wiring.Component):
                 m.d.comb += self.dma_rdata.valid.eq(order.r_rdy)
         m.d.comb += order.r_en.eq(taken)
 
-        with m.If((self.dma_w.valid & ~w_ok) | (v_issue & ~v_ok) |
+        with m.If((w_valid & ~w_ok) | (v_issue & ~v_ok) |
                   (accepted & ~entry.i.payload.spad & ~entry.i.payload.acc)):
             m.d.sync += self.error.eq(1)
         m.d.comb += self.dma_w.ready.eq(1)

@@ -22,12 +22,13 @@ asserted in every reachable state:
    :func:`splitter_harness` proves of the splitter's bursts holds of the bus.
 4. Every burst offered lies in the window: ``[addr, addr + (len + 1) * bus_bytes)`` inside
    ``[window_base, window_limit)``. The engines commit a burst to the ``ar``/``aw`` skid
-   buffer only if it is inside the window of that cycle (a registered outcome against the
-   window of the cycle before, used only while the window is unchanged: docs/dma.md,
-   "Window checks"), and the skid buffer offers it one cycle later at the earliest, so the
-   property needs the window unchanged in every cycle an ``ar``/``aw`` burst is offered (the
-   one assumption on the window; it may change in any other cycle, also while a descriptor
-   runs, which is what exercises the per-burst check). With the window free at every cycle
+   buffer only if it is inside the window of the cycle before (the window acts one cycle
+   after it is driven: a registered outcome against a registered copy, used only while the
+   copy is unchanged: docs/dma.md, "Window checks"), and the skid buffer offers it one cycle
+   later at the earliest, so the property needs the window unchanged in every cycle an
+   ``ar``/``aw`` burst is offered and in the cycle before it (the one assumption on the
+   window; it may change in any other cycle, also while a descriptor runs, which is what
+   exercises the per-burst check). With the window free at every cycle
    (``window="free"``), what holds instead is that only the (at most two) bursts the skid
    buffer already held when the window changed may be outside the new window: from the
    third burst offered after a change on, every burst is inside the current window.
@@ -58,8 +59,8 @@ Environment assumptions, all of them:
 * ``r`` and ``b`` keep the AXI handshake rule (:func:`assume_axi_stable`); their ``ready``
   sides, ``ar``/``aw``/``w`` ``ready``, R and B payloads (data, resp, last, id) and their
   ``valid`` are otherwise free: the slave may even answer what it does not owe.
-* The window does not change in a cycle where an ``ar`` or ``aw`` burst is offered
-  (``window="stable"``, the registered proofs but ``dma_window_free``).
+* The window does not change in a cycle where an ``ar`` or ``aw`` burst is offered, nor in
+  the cycle before it (``window="stable"``, the registered proofs but ``dma_window_free``).
 * For the splitter alone: its ``checked`` input keeps the contract of
   :class:`~rtl.dma.check.DescriptorCheck`: ``empty`` exactly when ``rows`` or ``row_bytes``
   is zero, and a non-empty descriptor with code ``NONE`` has ``ext_addr``, ``ext_stride``,
@@ -74,11 +75,12 @@ name (white box, as the skid proof does), and kept local: the ``ar``/``aw``/``w`
 buffers (their skid register holds a burst with properties 2-4 whenever it is full, it is
 full only while ``o`` offers a beat, and it holds the beats committed and not yet sent), the
 splitter (its output register holds a burst with properties 2-3, its registered ``end`` is
-that burst's end and its registered ``inside`` that burst against its registered copy of the
-last cycle's window; while it splits a row, its next address, row start and stride are
+that burst's end and its registered ``inside`` that burst against the registered window of
+the cycle before; while it splits a row, its next address, row start and stride are
 bus-aligned and the beats left in the row and per row are not zero; for the reference proof,
 its state equals the reference's), the up-front check (its registered code is the outcome of
-the descriptor it holds against its registered copy of the last cycle's window), and the
+the descriptor it holds against the registered window of the cycle before), both blocks'
+``window_changed`` (whether their registered window differs from the cycle before's), and the
 engines' ``SyncFIFO`` queues (pointers against level, and the tracked entry, read through a
 port the harness adds to the FIFO's memory) and beat counters.
 """
@@ -164,22 +166,43 @@ def burst_inside(cfg, addr, length, base, limit):
     return (addr >= base) & (addr + _burst_bytes(cfg, length) <= limit)
 
 
-def _window_history(m, base, limit):
-    """``(previous window, changed)``: the window of the cycle before, and whether it differs
-    (never in the first cycle after a reset)."""
+def _window_changed(m, base, limit):
+    """Whether the window differs from the cycle before's (never in the first cycle after a
+    reset)."""
     window = Cat(base, limit)
     previous = Signal(len(window), name="window__previous")
     armed = Signal(name="window__armed")
     m.d.sync += [previous.eq(window), armed.eq(1)]
-    return previous, armed & (window != previous)
+    return armed & (window != previous)
+
+
+def _last(m, value, name):
+    """A register holding ``value`` of the cycle before (its reset value after a reset)."""
+    last = Signal.like(value, name=name)
+    m.d.sync += last.eq(value)
+    return last
 
 
 def _assume_window_stable(m, base, limit, channels):
-    """Assume the window holds in every cycle one of ``channels`` offers a burst."""
-    previous, changed = _window_history(m, base, limit)
+    """Assume the window holds in every cycle one of ``channels`` offers a burst and in the
+    cycle before it: the engines judge a burst against the window of the cycle before
+    (:func:`~rtl.dma.descriptor.registered_window`)."""
+    changed = _window_changed(m, base, limit)
+    before = _last(m, changed, "window__changed_before")
     offered = Cat(*(channel.valid for channel in channels)).any()
     with m.If(offered):
-        m.d.comb += Assume(~changed, "window changed while a burst is offered")
+        m.d.comb += Assume(~changed & ~before, "window changed while a burst is offered")
+
+
+def _registered_window(m, fragment, name):
+    """White box: the registered window of the block ``name`` (fragment), ``(base, limit,
+    last)`` with ``last`` the registered window of the cycle before, and the invariant that
+    the block's ``window_changed`` register says whether the two differ."""
+    base, limit, changed = find_signals(fragment, ["prev_base", "prev_limit", "window_changed"])
+    last = _last(m, Cat(base, limit), f"{name}__window_before")
+    m.d.comb += Assert(changed == (Cat(base, limit) != last),
+                       f"{name}: window_changed differs from the registered window's change")
+    return base, limit, last
 
 
 def _splitter_invariants(m, cfg, fragment):
@@ -189,8 +212,9 @@ def _splitter_invariants(m, cfg, fragment):
     page = exact_log2(BURST_BOUNDARY)
     active, held, out, addr, row, ext_stride, left, row_beats = find_signals(
         fragment, ["active", "held", "out", "addr", "row", "ext_stride", "left", "row_beats"])
-    end, inside, prev_base, prev_limit = find_signals(
-        fragment, ["end", "inside", "prev_base", "prev_limit"])
+    end, inside = find_signals(fragment, ["end", "inside"])
+    _, _, last = _registered_window(m, fragment, "splitter")
+    last_base, last_limit = last[:cfg.addr_width], last[cfg.addr_width:]
     out = data.View(burst_layout(cfg), out)
     with m.If(held):
         m.d.comb += [
@@ -199,7 +223,7 @@ def _splitter_invariants(m, cfg, fragment):
                    "splitter: held burst crosses a 4 KiB boundary"),
             Assert(end == out.addr + _burst_bytes(cfg, out.len),
                    "splitter: registered end differs from the held burst's"),
-            Assert(inside == burst_inside(cfg, out.addr, out.len, prev_base, prev_limit),
+            Assert(inside == burst_inside(cfg, out.addr, out.len, last_base, last_limit),
                    "splitter: inside differs from the held burst against the last window"),
         ]
     with m.If(active):
@@ -212,19 +236,20 @@ def _splitter_invariants(m, cfg, fragment):
 
 def _check_invariants(m, cfg, fragment):
     """White box: the up-front check's registered code is the outcome of the descriptor and
-    extents it holds against its registered copy of the last cycle's window, so the code it
-    offers is the outcome against the current window."""
+    extents it holds against the registered window of the cycle before, so the code it offers
+    is the outcome against the current registered window."""
     check = fragment.origins[0]
-    desc, held, ext_end, spad_end, code, prev_base, prev_limit = find_signals(
-        fragment, ["desc", "held", "ext_end", "spad_end", "code", "prev_base", "prev_limit"])
+    desc, held, ext_end, spad_end, code = find_signals(
+        fragment, ["desc", "held", "ext_end", "spad_end", "code"])
+    base, limit, last = _registered_window(m, fragment, "check")
+    last_base, last_limit = last[:cfg.addr_width], last[cfg.addr_width:]
     desc = data.View(descriptor_layout(cfg), desc)
     with m.If(held):
-        m.d.comb += Assert(code == check.outcome(desc, ext_end, spad_end, prev_base, prev_limit),
+        m.d.comb += Assert(code == check.outcome(desc, ext_end, spad_end, last_base, last_limit),
                            "check: code differs from the held descriptor's against the last "
                            "window")
     with m.If(check.checked.valid):
-        m.d.comb += Assert(code == check.outcome(desc, ext_end, spad_end, check.window_base,
-                                                 check.window_limit),
+        m.d.comb += Assert(code == check.outcome(desc, ext_end, spad_end, base, limit),
                            "check: code offered differs from the current descriptor's")
 
 
@@ -263,7 +288,7 @@ def _address_channel(m, cfg, engine, skid_name, channel, base, limit, window, wh
     else:
         # Bursts offered since the window last changed, saturating at 2; after a reset the
         # skid buffer is empty, so every burst it will hold is checked against today's window.
-        _, changed = _window_history(m, base, limit)
+        changed = _window_changed(m, base, limit)
         since = Signal(2, init=2, name=f"{name}__since_window")
         now = Signal(2, name=f"{name}__since_window_now")
         m.d.comb += now.eq(Mux(changed, 0, since))
@@ -769,9 +794,11 @@ def splitter_harness(*, dut=BurstSplitter, config=CONFIG):
     take = (splitter.checked.valid & splitter.checked.ready & ~c.empty
             & (c.code == DmaError.NONE))
     flush = splitter.flush
+    # The splitter judges bursts against the window of the cycle before.
+    window = _last(m, Cat(splitter.window_base, splitter.window_limit), "window__before")
     m.d.comb += Assert(~bursts.valid | burst_inside(cfg, burst.addr, burst.len,
-                                                    splitter.window_base,
-                                                    splitter.window_limit),
+                                                    window[:cfg.addr_width],
+                                                    window[cfg.addr_width:]),
                        "bursts: burst outside the window")
     _splitter_invariants(m, cfg, fragment)
 
