@@ -259,16 +259,24 @@ class Scratchpad(wiring.Component):
         # Scratchpad words wait here for their turn; a read issues only if its word will fit,
         # and three entries keep one word per cycle flowing through the memory latency.
         m.submodules.spad_words = spad_words = fifo.SyncFIFO(width=bus, depth=3)
-        spad_room = spad_words.level + d_s1 < spad_words.depth
 
-        # Bank arbitration between the two readers.
+        # Bank arbitration between the two readers. A scratchpad read needs room in `order`
+        # and, for its word, in `spad_words` (counting the word in flight); `d_room` says so,
+        # registered from the two FIFOs' next levels, so the arbitration starts at flip-flops
+        # (it equals what the levels of the cycle would give).
+        d_room = Signal(init=1)
         v_wants = v_req.valid & v_ok & v_free
-        d_wants = entry.o.valid & d_spad & order.w_rdy & spad_room
+        d_wants = entry.o.valid & d_spad & d_room
         waited = Signal(range(self.DMA_READ_MAX_WAIT + 1))
         conflict = v_wants & d_wants & (v_bank == d_bank)
         d_first = waited == self.DMA_READ_MAX_WAIT
         v_go = v_wants & ~(conflict & d_first)
         d_go = d_wants & ~(conflict & ~d_first)
+
+        def level_next(queue):
+            return queue.level + (queue.w_en & queue.w_rdy) - (queue.r_en & queue.r_rdy)
+        m.d.sync += d_room.eq((level_next(order) < order.depth) &
+                              (level_next(spad_words) + d_go < spad_words.depth))
         with m.If(d_go):
             m.d.sync += waited.eq(0)
         with m.Elif(conflict):
