@@ -9,7 +9,7 @@ from rtl.bus.skid import SkidBuffer
 from rtl.dma.descriptor import DmaError, beat_shift, check_config, descriptor_layout
 
 from .decode import error_layout, field
-from .issue import IssueStage
+from .issue import IssueStage, after_failure
 from .tokens import token_layout
 
 __all__ = ["DmaQueue"]
@@ -138,7 +138,7 @@ class DmaQueue(wiring.Component):
 
         # Staged descriptors into the engine, or dropped after an earlier failure.
         out = staged.o.payload
-        dropped = self.limit.valid & (out.owe.addr > self.limit.payload)
+        dropped = after_failure(self.limit, out.owe.addr)
         taken = self.desc.valid & self.desc.ready
         m.d.comb += [
             self.desc.payload.eq(out.desc),

@@ -9,7 +9,13 @@ from rtl.dma.descriptor import check_config
 from .decode import dispatch_layout, field
 from .tokens import token_layout
 
-__all__ = ["IssueStage"]
+__all__ = ["IssueStage", "after_failure"]
+
+
+def after_failure(limit, addr):
+    """Whether the instruction at ``addr`` follows the earliest failure so far (``limit``, an
+    executor's ``limit`` port), so that it must be dropped."""
+    return limit.valid & (addr > limit.payload)
 
 
 class IssueStage(wiring.Component):
@@ -69,7 +75,7 @@ class IssueStage(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         word = self.entry.payload.word
-        skip = self.limit.valid & (self.entry.payload.addr > self.limit.payload)
+        skip = after_failure(self.limit, self.entry.payload.addr)
         armed = Signal()
         m.d.comb += [
             self.pop.payload.prev.eq(field(word, None, "pop_prev")),
