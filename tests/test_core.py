@@ -390,6 +390,44 @@ def _race_free(cfg, words, rng, zone, program):
 SHALLOW = dataclasses.replace(preset("tiny"), name="tiny_shallow", queue_depth=2, addr_width=16)
 
 
+#: Programs with an external address or stride wider than ``SHALLOW``'s 16-bit addresses,
+#: which the DMA queue, not the engine, must catch: (words, code, index of the failure).
+TOO_WIDE = {
+    "address": ([_dma(Opcode.LOAD, 1 << 20, 0, 8)], CoreError.DMA_WINDOW, 0),
+    "stride, after a good load": (
+        [_dma(Opcode.LOAD, 0x1000, 0, 8),
+         encode(Opcode.STORE, ext_addr=0x1000, ext_stride=1 << 20, rows=2, row_bytes=8)],
+        CoreError.DMA_WINDOW, 1),
+    "stride of a single row": (
+        [encode(Opcode.LOAD, ext_addr=0x1000, ext_stride=1 << 20, rows=1, row_bytes=8),
+         encode(Opcode.END)], CoreError.NONE, 0),
+    "misaligned first": ([_dma(Opcode.LOAD, (1 << 20) + 2, 0, 8)], CoreError.DMA_MISALIGNED, 0),
+    "empty": ([_dma(Opcode.STORE, 1 << 20, 0, 0), encode(Opcode.END)], CoreError.NONE, 0),
+}
+
+
+def test_fields_wider_than_the_addresses():
+    """On a core with 16-bit addresses, a LOAD or STORE whose external address or stride has
+    bits above them ends the run as the golden model's does: WINDOW after the misalignment
+    check, nothing for an empty transfer or a single row's stride."""
+    memory = np.zeros(MEMORY, np.uint8)
+    session = CoreSession(SHALLOW, memory)
+    window = (0, 0xF000)
+
+    async def host(ctx):
+        for name, (words, code, index) in TOO_WIDE.items():
+            session.place(ctx, BASE, words)
+            got = await session.run(ctx, BASE, len(words), window, limit=5000)
+            model = CoreModel(SHALLOW, np.zeros(MEMORY, np.uint8), window=window)
+            place_program(model.memory, BASE, words)
+            want = model.run(BASE, len(words))
+            addr = BASE + index * INSTRUCTION_BYTES if code != CoreError.NONE else 0
+            assert (want.code, want.error_addr) == (code, addr), name
+            assert (got.code, got.addr) == (code, addr), name
+
+    simulate(session.top, host, timeout=100_000)
+
+
 @pytest.mark.parametrize("cfg", [preset("tiny"), preset("default"), SHALLOW], ids=lambda c: c.name)
 def test_random_streams(cfg):
     """60 seeded random instruction streams, VECTORs included, one after another on one core:

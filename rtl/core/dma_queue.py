@@ -104,7 +104,11 @@ class DmaQueue(wiring.Component):
         staged_layout = data.StructLayout({"desc": descriptor_layout(cfg), "owe": owed_layout})
         m.submodules.staged = staged = SkidBuffer(stream.Signature(staged_layout))
         m.submodules.owed = owed = fifo.SyncFIFO(width=owed_layout.size, depth=cfg.queue_depth)
-        sync = field(word, None, "opcode") == Opcode.SYNC
+        # What the instruction is, registered from the entry: the issue stage offers an
+        # instruction at least a cycle after it arrives (its tokens are taken first), so the
+        # registers hold its decode by then and the handshake below starts at flip-flops.
+        sync = Signal()
+        m.d.sync += sync.eq(field(word, None, "opcode") == Opcode.SYNC)
         push = Signal(token_layout())
         m.d.comb += [push.prev.eq(f("push_prev")), push.next.eq(f("push_next"))]
 
@@ -125,7 +129,7 @@ class DmaQueue(wiring.Component):
             misaligned = Cat(*[f(name)[:shift] for name in
                                ("ext_addr", "ext_stride", "local_addr", "local_stride")]).any()
             empty = (f("rows") == 0) | (f("row_bytes") == 0)
-            m.d.comb += too_wide.eq(high & ~misaligned & ~empty)
+            m.d.sync += too_wide.eq(high & ~misaligned & ~empty)
 
         # A SYNC, or a refused descriptor, completes once every earlier descriptor is done, so
         # tokens and reports stay in order.
@@ -138,7 +142,7 @@ class DmaQueue(wiring.Component):
 
         # Staged descriptors into the engine, or dropped after an earlier failure.
         out = staged.o.payload
-        dropped = after_failure(self.limit, out.owe.addr)
+        dropped = after_failure(m, self.limit, staged.o.valid, out.owe.addr, "dropped")
         taken = self.desc.valid & self.desc.ready
         m.d.comb += [
             self.desc.payload.eq(out.desc),

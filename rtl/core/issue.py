@@ -12,15 +12,27 @@ from .tokens import token_layout
 __all__ = ["IssueStage", "after_failure"]
 
 
-def after_failure(limit, addr):
-    """Whether the instruction at ``addr`` follows the earliest failure so far (``limit``, an
-    executor's ``limit`` port), so that it must be dropped."""
-    return limit.valid & (addr > limit.payload)
+def after_failure(m, limit, valid, addr, name):
+    """A flip-flop, added to ``m`` and returned: whether the instructions offered here in
+    program order (``valid``, ``addr``) have passed the earliest failure so far (``limit``, an
+    executor's ``limit`` port), so that they must be dropped.
+
+    Once set it stays set until ``limit`` is released: the failure only moves earlier and the
+    addresses that follow only grow. A register, so that the address compare does not lie in
+    front of every handshake that reads it; it is therefore a cycle late, after a failure
+    becomes known and for an instruction's first cycle here, and an instruction may start in
+    that cycle, as one may already have started in another queue.
+    """
+    passed = Signal(name=name)
+    m.d.sync += passed.eq(limit.valid & (passed | (valid & (addr > limit.payload))))
+    return passed
 
 
 class IssueStage(wiring.Component):
     """Takes a queue's instructions in order and offers each on ``issue`` once the tokens it
-    pops (``pop_prev``, ``pop_next``) are taken.
+    pops (``pop_prev``, ``pop_next``) are taken. Taking them is a cycle of its own, so an
+    instruction is offered at least a cycle after it arrives on ``entry``, unchanged: an
+    executor may decode it from ``entry`` into registers and use them when it is issued.
 
     An instruction after the earliest failure reported anywhere in the core (``limit``) is
     dropped, before or after its tokens were taken: the core completes exactly the
@@ -75,7 +87,7 @@ class IssueStage(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         word = self.entry.payload.word
-        skip = after_failure(self.limit, self.entry.payload.addr)
+        skip = after_failure(m, self.limit, self.entry.valid, self.entry.payload.addr, "skip")
         armed = Signal()
         m.d.comb += [
             self.pop.payload.prev.eq(field(word, None, "pop_prev")),

@@ -35,8 +35,12 @@ class DescriptorCheck(wiring.Component):
     (:func:`~rtl.dma.descriptor.registered_window`), so it judges every descriptor against
     the window of the cycle before.
 
-    Timing: the outcome is a register, so no compare lies between the window and ``checked``,
-    whose handshake enables the registers here and feeds ``desc.ready``. Every cycle it is
+    Timing: ``desc.ready`` is the ``held`` and ``flush`` flip-flops alone, so the registers
+    here are enabled by nothing downstream: a descriptor is taken in the cycle after the one
+    before it leaves on ``checked``. That costs the splitter nothing, since it spends at least
+    a cycle on each descriptor it splits, and the outcome takes the cycle after a descriptor
+    is taken. The outcome is a register, so no compare lies between the window and
+    ``checked``. Every cycle it is
     recomputed against the registered window for the descriptor and extents the registers hold
     in the next one: both the held descriptor's (its extents after this cycle's step) and the
     incoming one's are computed, and taking ``desc`` only selects between them. ``checked`` is
@@ -132,8 +136,7 @@ class DescriptorCheck(wiring.Component):
             self.checked.payload.desc.eq(desc),
             self.checked.payload.code.eq(code),
             self.checked.payload.empty.eq(empty),
-            self.desc.ready.eq((~held | (self.checked.valid & self.checked.ready))
-                               & ~self.flush),
+            self.desc.ready.eq(~held & ~self.flush),
         ]
         load = self.desc.valid & self.desc.ready
 
