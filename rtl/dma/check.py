@@ -37,9 +37,9 @@ class DescriptorCheck(wiring.Component):
 
     Timing: ``desc.ready`` is the ``held`` and ``flush`` flip-flops alone, so the registers
     here are enabled by nothing downstream: a descriptor is taken in the cycle after the one
-    before it leaves on ``checked``. That costs the splitter nothing, since it spends at least
-    a cycle on each descriptor it splits, and the outcome takes the cycle after a descriptor
-    is taken. The outcome is a register, so no compare lies between the window and
+    before it leaves on ``checked``. The splitter spends a cycle or more on each descriptor,
+    so that costs a cycle only when a descriptor's extents take longer than the one before
+    took to split. The outcome is a register, so no compare lies between the window and
     ``checked``. Every cycle it is
     recomputed against the registered window for the descriptor and extents the registers hold
     in the next one: both the held descriptor's (its extents after this cycle's step) and the
