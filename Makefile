@@ -44,9 +44,10 @@ synth: setup
 	$(PY) -m fpga.synth
 
 BOARD   ?= icebreaker
+ARRAY   ?=
 
 bitstream: setup
-	$(PY) -m fpga.build --board $(BOARD)
+	$(PY) -m fpga.build --board $(BOARD) $(if $(ARRAY),--array $(ARRAY))
 
 formal: setup
 	$(PY) -m verification.formal

@@ -20,10 +20,11 @@ from jalapeno.runtime.link import BAUD
 from rtl.config import JalapenoConfig, preset
 
 from .memory import SPRAM_BYTES
+from .probe import ArrayProbe
 from .soc import BoardSoC, StatusLayout
 
-__all__ = ["PllSettings", "ice40_pll", "ecp5_pll", "Board", "board_config", "BOARDS", "board",
-           "BoardTop"]
+__all__ = ["PllSettings", "ice40_pll", "ecp5_pll", "Board", "board_config", "BOARDS",
+           "array_probe", "board", "BoardTop"]
 
 
 
@@ -123,6 +124,9 @@ class Board:
     extra_resources : tuple of str
         Attributes of the platform holding resources to add before the top asks for them
         (the iCEBreaker's LED and button section, attached as a PMOD).
+    probe : bool
+        Whether the top carries :class:`~fpga.probe.ArrayProbe` (the array alone) in the
+        SoC's place; see :func:`array_probe`.
     """
 
     name: str
@@ -135,6 +139,7 @@ class Board:
     spram: bool = False
     leds: dict = field(default_factory=dict)
     extra_resources: tuple = ()
+    probe: bool = False
 
     @property
     def divisor(self):
@@ -188,6 +193,19 @@ BOARDS = {
 }
 
 
+def array_probe(brd: Board, rows: int, cols: int) -> Board:
+    """``brd`` carrying a ``rows x cols`` array alone (:class:`~fpga.probe.ArrayProbe`),
+    named ``<board>-array<rows>x<cols>``: the clock the array reaches by itself there.
+
+    Raises
+    ------
+    ValueError
+        If the board's design point does not take that array size.
+    """
+    config = replace(brd.config, name=f"{brd.config.name}_array", rows=rows, cols=cols)
+    return replace(brd, name=f"{brd.name}-array{rows}x{cols}", config=config, probe=True)
+
+
 def board(name: str) -> Board:
     """The board called ``name``.
 
@@ -203,13 +221,17 @@ def board(name: str) -> Board:
 
 
 class BoardTop(Elaboratable):
-    """The top of ``board``: PLL, reset held until the PLL locks, :class:`BoardSoC` in the
-    ``sync`` domain at the target clock, the UART pins and the status LEDs."""
+    """The top of ``board``: PLL, reset held until the PLL locks, :class:`BoardSoC` (or, on
+    a probe board, :class:`~fpga.probe.ArrayProbe`) in the ``sync`` domain at the target
+    clock, the UART pins and the status LEDs."""
 
     def __init__(self, board: Board):
         self.board = board
-        self.soc = BoardSoC(board.config, memory_bytes=board.memory_bytes,
-                            divisor=board.divisor, spram=board.spram)
+        if board.probe:
+            self.soc = ArrayProbe(board.config)
+        else:
+            self.soc = BoardSoC(board.config, memory_bytes=board.memory_bytes,
+                                divisor=board.divisor, spram=board.spram)
 
     def elaborate(self, platform):
         m = Module()

@@ -1,5 +1,6 @@
 """Build a board's bitstream with the open toolchain and write its report:
-``python -m fpga.build --board icebreaker|ulx3s`` (``make bitstream BOARD=...``).
+``python -m fpga.build --board icebreaker|ulx3s [--array ROWSxCOLS]`` (``make bitstream
+BOARD=... [ARRAY=...]``).
 
 The board's platform (amaranth-boards) writes the build plan under ``build/fpga/<board>/``:
 the design as RTLIL, the Yosys script (``synth_ice40 -dsp`` or ``synth_ecp5``, then ``stat
@@ -19,6 +20,11 @@ The run shows its stage and time as it goes; afterwards ``report.json`` holds:
 ``build/fpga/resources.png`` then charts every board's last report: utilization per
 resource, and the clock reached against the target.
 
+``--array ROWSxCOLS`` (``make bitstream BOARD=ulx3s ARRAY=12x12``) builds the board with that
+systolic array alone in the SoC's place (:mod:`fpga.probe`), into
+``build/fpga/<board>-array<ROWS>x<COLS>/``, with the same report: the clock the array's
+datapath reaches by itself, for choosing the array size by routed GMAC/s.
+
 A bad board name, a missing tool, a build that fails or does not meet the target clock is
 one line on stderr and exit status 2 (1 for timing). The report is still written when
 synthesis finished: a failed build's has Yosys's resources and its ``error``, so a design
@@ -28,6 +34,7 @@ that does not fit still shows by how much.
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -41,7 +48,7 @@ from matplotlib.ticker import FuncFormatter
 
 from sim.toolchain import BUILD, toolchain_env
 
-from .boards import BOARDS, Board, BoardTop, board
+from .boards import BOARDS, Board, BoardTop, array_probe, board
 from .energy import estimate
 from .synth import FAMILIES, _shown, stat_fields
 
@@ -269,15 +276,33 @@ def _chart(root):
     plot(reports, root / "resources.png")
 
 
+def _array_size(text: str) -> tuple[int, int]:
+    """``(rows, cols)`` of ``--array``'s ``ROWSxCOLS``.
+
+    Raises
+    ------
+    ValueError
+        If ``text`` is not two decimal numbers joined by ``x``.
+    """
+    size = re.fullmatch(r"(\d+)x(\d+)", text)
+    if size is None:
+        raise ValueError(f"--array takes ROWSxCOLS, such as 12x12, not {text!r}")
+    return int(size[1]), int(size[2])
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fpga.build",
                                      description="Build a board's bitstream and report.")
     parser.add_argument("--board", required=True, help=f"one of {', '.join(BOARDS)}")
+    parser.add_argument("--array", metavar="ROWSxCOLS",
+                        help="build that array alone on the board (fpga.probe), not the SoC")
     parser.add_argument("--plan-only", action="store_true",
                         help="write the build plan, run no tool")
     args = parser.parse_args(argv)
     try:
         brd = board(args.board)
+        if args.array is not None:
+            brd = array_probe(brd, *_array_size(args.array))
         directory = plan(brd)
         if args.plan_only:
             print(f"bitstream {brd.name}: plan in {_shown(directory)}")
