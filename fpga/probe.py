@@ -25,12 +25,11 @@ class ArrayProbe(wiring.Component):
     Every operand, bank, weight write and valid comes from a 257-bit linear-feedback shift
     register with the UART's receive line folded into its feedback, through one LUT (a bit
     XORed with its neighbour), so no input is constant and none of the array is optimised
-    away. The results are always taken, as the core's
-    accumulator always takes them (its ``update.ready`` is 1), so the array's pipeline enable
-    is constant as in the core. Each accepted result is registered and folded into the
-    ``irq`` LED by a tree of registered 4-input XORs: every path outside the array starts
-    and ends at a flip-flop with one LUT between them, and the array's own paths are what
-    the routed clock measures.
+    away. The results are always taken, as the core's accumulator always takes them (its
+    ``update.ready`` is 1), so the array's pipeline enable is constant as in the core. Each
+    accepted result is registered and folded into the ``irq`` LED by a tree of registered
+    4-input XORs: every path outside the array starts and ends at a flip-flop with one LUT
+    between them, and the array's own paths are what the routed clock measures.
 
     Parameters
     ----------
