@@ -54,7 +54,6 @@ class ArrayProbe(wiring.Component):
     LFSR_TAP = 245
 
     def __init__(self, config: JalapenoConfig):
-        self._config = config
         self.array = SystolicArray(config)
         super().__init__({"rx": In(1), "tx": Out(1), "status": Out(StatusLayout())})
 

@@ -119,6 +119,20 @@ ERRORS = {
 }
 
 
+async def _ends_as_expected(ctx, session, name, words, code, index, window, **kinds):
+    """Run ``words`` from ``BASE`` on ``session``'s core and on a fresh golden model with
+    the same ``window`` and faulting regions (``kinds``): both end with ``code`` at
+    instruction ``index`` (address 0 when ``code`` is NONE)."""
+    session.place(ctx, BASE, words)
+    got = await session.run(ctx, BASE, len(words), window, limit=5000)
+    model = CoreModel(session.config, np.zeros(MEMORY, np.uint8), window=window, **kinds)
+    place_program(model.memory, BASE, words)
+    want = model.run(BASE, len(words))
+    assert (got.code, got.addr) == (want.code, want.error_addr), name
+    addr = BASE + index * INSTRUCTION_BYTES if code != CoreError.NONE else 0
+    assert (got.code, got.addr) == (code, addr), name
+
+
 def test_errors_match_the_golden_model():
     """Each error, one program after another on one core: the code and address the golden
     model gives, done never set, and the next program still runs (the last is a good one)."""
@@ -131,15 +145,8 @@ def test_errors_match_the_golden_model():
 
     async def host(ctx):
         for name, (words, code, index) in cases:
-            session.place(ctx, BASE, words)
             win = window if name == "fetch outside the window" else (0, 0xF000)
-            got = await session.run(ctx, BASE, len(words), win, limit=5000)
-            model = CoreModel(cfg, np.zeros(MEMORY, np.uint8), window=win, **kinds)
-            place_program(model.memory, BASE, words)
-            want = model.run(BASE, len(words))
-            assert (got.code, got.addr) == (want.code, want.error_addr), name
-            addr = BASE + index * INSTRUCTION_BYTES if code != CoreError.NONE else 0
-            assert (got.code, got.addr) == (code, addr), name
+            await _ends_as_expected(ctx, session, name, words, code, index, win, **kinds)
             status = csr.unpack("STATUS", await read_csr(ctx, session.core.csr, "STATUS"))
             assert (status["done"], status["error"]) == (code == CoreError.NONE,
                                                          code != CoreError.NONE), name
@@ -416,14 +423,7 @@ def test_fields_wider_than_the_addresses():
 
     async def host(ctx):
         for name, (words, code, index) in TOO_WIDE.items():
-            session.place(ctx, BASE, words)
-            got = await session.run(ctx, BASE, len(words), window, limit=5000)
-            model = CoreModel(SHALLOW, np.zeros(MEMORY, np.uint8), window=window)
-            place_program(model.memory, BASE, words)
-            want = model.run(BASE, len(words))
-            addr = BASE + index * INSTRUCTION_BYTES if code != CoreError.NONE else 0
-            assert (want.code, want.error_addr) == (code, addr), name
-            assert (got.code, got.addr) == (code, addr), name
+            await _ends_as_expected(ctx, session, name, words, code, index, window)
 
     simulate(session.top, host, timeout=100_000)
 

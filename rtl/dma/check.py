@@ -40,13 +40,12 @@ class DescriptorCheck(wiring.Component):
     before it leaves on ``checked``. The splitter spends a cycle or more on each descriptor,
     so that costs a cycle only when a descriptor's extents take longer than the one before
     took to split. The outcome is a register, so no compare lies between the window and
-    ``checked``. Every cycle it is
-    recomputed against the registered window for the descriptor and extents the registers hold
-    in the next one: both the held descriptor's (its extents after this cycle's step) and the
-    incoming one's are computed, and taking ``desc`` only selects between them. ``checked`` is
-    offered only while the registered window is the one the outcome was computed against (the
-    register ``window_changed`` is low), so the registered outcome is the outcome for the
-    current descriptor and window.
+    ``checked``. Every cycle it is recomputed against the registered window for the
+    descriptor and extents the registers hold in the next one: both the held descriptor's
+    (its extents after this cycle's step) and the incoming one's are computed, and taking
+    ``desc`` only selects between them. ``checked`` is offered only while the registered
+    window is the one the outcome was computed against (the register ``window_changed`` is
+    low), so the registered outcome is the outcome for the current descriptor and window.
 
     The outcome, in order of precedence: ``empty`` (zero ``rows`` or ``row_bytes``, code
     ``NONE``, nothing else checked); ``MISALIGNED`` (an address or stride not a multiple of
